@@ -1,0 +1,217 @@
+//! Secrets at rest: AES-256-GCM with a random 96-bit nonce, bound to the row that holds them.
+//!
+//! The associated data names the purpose and the row (`totp:<factor id>`), so a sealed secret
+//! copied into another row, or into another column, fails to open. Every sealed value carries
+//! the id of the key that sealed it, so the master key can be rotated: new writes use the
+//! current key, old rows still open with any key in the [`KeyRing`].
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use sha2::Digest;
+use zeroize::Zeroizing;
+
+const NONCE_LEN: usize = 12;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SealError {
+    #[error("master key must be 32 bytes of base64 (standard alphabet)")]
+    BadKey,
+    #[error("no key with id {0} in the key ring")]
+    UnknownKey(String),
+    #[error("sealed value failed authentication (wrong key, wrong row, or tampered)")]
+    Corrupt,
+}
+
+/// One 256-bit master key and its public id (a hash prefix; reveals nothing about the key).
+pub struct MasterKey {
+    id: String,
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MasterKey({}, <redacted>)", self.id)
+    }
+}
+
+impl MasterKey {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SealError> {
+        if bytes.len() != 32 {
+            return Err(SealError::BadKey);
+        }
+        let digest = sha2::Sha256::new()
+            .chain_update(b"tessera master key id\0")
+            .chain_update(bytes)
+            .finalize();
+        let id = data_encoding::HEXLOWER.encode(&digest[..6]);
+        let cipher = Aes256Gcm::new_from_slice(bytes).map_err(|_| SealError::BadKey)?;
+        Ok(MasterKey { id, cipher })
+    }
+
+    pub fn from_base64(s: &str) -> Result<Self, SealError> {
+        let bytes = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(s.trim())
+                .map_err(|_| SealError::BadKey)?,
+        );
+        Self::from_bytes(&bytes)
+    }
+
+    /// A fresh random key, returned with its base64 form (to be written to a key file).
+    pub fn generate() -> (Self, Zeroizing<String>) {
+        use rand::RngCore;
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(bytes.as_mut());
+        let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(bytes.as_ref()));
+        let key = Self::from_bytes(bytes.as_ref()).expect("32 bytes is a valid key");
+        (key, b64)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// A sealed value: which key sealed it, and `nonce || ciphertext || tag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub key_id: String,
+    pub blob: Vec<u8>,
+}
+
+/// The current key (used to seal) and older keys (still accepted to open).
+#[derive(Debug)]
+pub struct KeyRing {
+    current: MasterKey,
+    old: Vec<MasterKey>,
+}
+
+impl KeyRing {
+    pub fn new(current: MasterKey, old: Vec<MasterKey>) -> Self {
+        KeyRing { current, old }
+    }
+
+    pub fn current_key_id(&self) -> &str {
+        self.current.id()
+    }
+
+    fn aad(purpose: &str, row_id: &str) -> Vec<u8> {
+        let mut v = Vec::with_capacity(purpose.len() + row_id.len() + 1);
+        v.extend_from_slice(purpose.as_bytes());
+        v.push(b':');
+        v.extend_from_slice(row_id.as_bytes());
+        v
+    }
+
+    /// Seals `plaintext` for the row `row_id` under `purpose` with the current key.
+    pub fn seal(&self, purpose: &str, row_id: &str, plaintext: &[u8]) -> Sealed {
+        use rand::RngCore;
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let aad = Self::aad(purpose, row_id);
+        let ct = self
+            .current
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .expect("AES-GCM encryption of a short message cannot fail");
+        let mut blob = Vec::with_capacity(NONCE_LEN + ct.len());
+        blob.extend_from_slice(&nonce);
+        blob.extend_from_slice(&ct);
+        Sealed {
+            key_id: self.current.id.clone(),
+            blob,
+        }
+    }
+
+    /// Opens a value sealed by any key of the ring for the same purpose and row.
+    pub fn open(
+        &self,
+        purpose: &str,
+        row_id: &str,
+        sealed: &Sealed,
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        let key = std::iter::once(&self.current)
+            .chain(self.old.iter())
+            .find(|k| k.id == sealed.key_id)
+            .ok_or_else(|| SealError::UnknownKey(sealed.key_id.clone()))?;
+        if sealed.blob.len() < NONCE_LEN {
+            return Err(SealError::Corrupt);
+        }
+        let (nonce, ct) = sealed.blob.split_at(NONCE_LEN);
+        let aad = Self::aad(purpose, row_id);
+        key.cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
+            .map(Zeroizing::new)
+            .map_err(|_| SealError::Corrupt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring() -> KeyRing {
+        KeyRing::new(MasterKey::generate().0, vec![])
+    }
+
+    #[test]
+    fn a_sealed_secret_opens_only_for_its_own_row_and_purpose() {
+        let r = ring();
+        let s = r.seal("totp", "auth_factor_1", b"secret bytes");
+        assert!(!s.blob.windows(12).any(|w| w == b"secret bytes"));
+        assert_eq!(
+            &*r.open("totp", "auth_factor_1", &s).unwrap(),
+            b"secret bytes"
+        );
+        assert_eq!(r.open("totp", "auth_factor_2", &s), Err(SealError::Corrupt));
+        assert_eq!(r.open("jwt", "auth_factor_1", &s), Err(SealError::Corrupt));
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let r = ring();
+        let mut s = r.seal("totp", "x", b"abc");
+        let last = s.blob.len() - 1;
+        s.blob[last] ^= 1;
+        assert_eq!(r.open("totp", "x", &s), Err(SealError::Corrupt));
+    }
+
+    #[test]
+    fn rotated_rings_still_open_values_sealed_by_an_old_key() {
+        let (old, old_b64) = MasterKey::generate();
+        let before = KeyRing::new(old, vec![]);
+        let s = before.seal("totp", "row", b"v");
+        let after = KeyRing::new(
+            MasterKey::generate().0,
+            vec![MasterKey::from_base64(&old_b64).unwrap()],
+        );
+        assert_ne!(after.current_key_id(), s.key_id);
+        assert_eq!(&*after.open("totp", "row", &s).unwrap(), b"v");
+        let without_old = KeyRing::new(MasterKey::generate().0, vec![]);
+        assert!(matches!(
+            without_old.open("totp", "row", &s),
+            Err(SealError::UnknownKey(_))
+        ));
+    }
+
+    #[test]
+    fn master_keys_must_be_32_bytes_of_base64() {
+        assert_eq!(
+            MasterKey::from_base64("short").unwrap_err(),
+            SealError::BadKey
+        );
+        assert_eq!(
+            MasterKey::from_base64("!!!").unwrap_err(),
+            SealError::BadKey
+        );
+        let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        assert!(MasterKey::from_base64(&b64).is_ok());
+    }
+}

@@ -1,0 +1,198 @@
+//! The command line: `tessera [serve]`, `tessera api-keys ...`, `tessera client-id`.
+//! Secrets go to stdout alone on their line (scriptable); everything else goes to the log
+//! on stderr.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tessera_core::{Clock, SystemClock};
+use tessera_store::DatabaseUrl;
+
+use crate::{Application, Config};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Self-hosted MFA and user sign-in server speaking the WorkOS API"
+)]
+struct Cli {
+    /// Database: a SQLite file path (default, created on first start) or postgres://...
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_DATABASE_URL",
+        default_value = "tessera.db"
+    )]
+    database_url: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API (the default).
+    Serve(ServeArgs),
+    /// Manage API keys (`sk_...`).
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(ApiKeysCommand),
+    /// Print this environment's client id.
+    #[command(name = "client-id")]
+    ClientId,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Default TOTP issuer shown in authenticator apps.
+    #[arg(long, env = "TESSERA_ENVIRONMENT_NAME", default_value = "Tessera")]
+    environment_name: String,
+    /// Challenge lifetime in seconds.
+    #[arg(long, env = "TESSERA_CHALLENGE_TTL_SECONDS", default_value_t = 600)]
+    challenge_ttl_seconds: i64,
+    /// Database connection pool size.
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = 16)]
+    max_connections: u32,
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeysCommand {
+    /// Create a key and print it (once) on the first line of stdout.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (ids, names, status; never the secrets).
+    List,
+    /// Revoke a key by id (`key_...`).
+    Revoke { id: String },
+}
+
+fn env_secret(name: &str) -> Option<zeroize::Zeroizing<String>> {
+    std::env::var(name)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(zeroize::Zeroizing::new)
+}
+
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let url = DatabaseUrl::parse(&cli.database_url).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut config = Config::new(url);
+    config.master_key = env_secret("TESSERA_MASTER_KEY");
+    config.old_master_keys = env_secret("TESSERA_OLD_MASTER_KEYS")
+        .map(|s| {
+            s.split(',')
+                .map(|k| zeroize::Zeroizing::new(k.trim().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    match cli
+        .command
+        .unwrap_or(Command::Serve(ServeArgs::parse_default()))
+    {
+        Command::Serve(args) => {
+            config.listen = args.listen;
+            config.environment_name = args.environment_name;
+            config.challenge_ttl_ms = args.challenge_ttl_seconds.saturating_mul(1000);
+            config.max_connections = args.max_connections;
+            let app = Application::build(config, clock).await?;
+            app.run_until(crate::startup::shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::ApiKeys(cmd) => {
+            let (store, _) = crate::startup::open_store(&config, clock.as_ref()).await?;
+            let r = api_keys(&store, clock.as_ref(), cmd).await;
+            store.close().await;
+            r
+        }
+        Command::ClientId => {
+            let (store, client_id) = crate::startup::open_store(&config, clock.as_ref()).await?;
+            store.close().await;
+            println!("{client_id}");
+            Ok(())
+        }
+    }
+}
+
+impl ServeArgs {
+    /// `tessera` with no subcommand serves, with flags taken from the environment or defaults.
+    fn parse_default() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        Only::parse_from(["tessera"]).args
+    }
+}
+
+async fn api_keys(
+    store: &tessera_store::Store,
+    clock: &dyn Clock,
+    cmd: ApiKeysCommand,
+) -> anyhow::Result<()> {
+    match cmd {
+        ApiKeysCommand::Create { name } => {
+            let (row, secret) = crate::startup::create_api_key(store, clock, &name).await?;
+            println!("{secret}");
+            println!("id: {}  name: {}", row.id, row.name);
+            eprintln!("Store this key now: it is shown only once.");
+        }
+        ApiKeysCommand::List => {
+            for k in store.list_api_keys().await? {
+                let status = match k.revoked_at {
+                    Some(t) => {
+                        format!("revoked {}", tessera_core::Timestamp(t).to_rfc3339_millis())
+                    }
+                    None => "active".to_owned(),
+                };
+                println!(
+                    "{}\t{}\tsk_{}_...\t{}\t{}",
+                    k.id,
+                    k.name,
+                    k.lookup,
+                    tessera_core::Timestamp(k.created_at).to_rfc3339_millis(),
+                    status
+                );
+            }
+        }
+        ApiKeysCommand::Revoke { id } => {
+            store.revoke_api_key(&id, clock.now().millis()).await?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}

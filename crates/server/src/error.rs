@@ -1,0 +1,121 @@
+//! Every failure a client can see, mapped to a WorkOS-shaped status and JSON body.
+//!
+//! [`ApiError`] wraps the domain [`Error`] plus the few failures that only exist at the HTTP
+//! layer. Both matches below are exhaustive (no `_ =>`), so a new variant cannot ship without
+//! a decision about its status and body. Internal errors are logged with their detail and
+//! answered with a generic body: database messages never reach a client.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use tessera_core::Error;
+
+#[derive(Debug)]
+pub enum ApiError {
+    Domain(Error),
+    /// The body exceeds the configured limit.
+    PayloadTooLarge,
+    /// A body was sent with a `Content-Type` that is not JSON.
+    UnsupportedMediaType,
+    /// No route has this path.
+    RouteNotFound,
+    /// The path exists but not with this method.
+    MethodNotAllowed,
+    /// A handler panicked; caught by the panic layer.
+    Panic,
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError::Domain(e)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+fn body(status: StatusCode, v: Value) -> Response {
+    let mut r = (status, axum::Json(v)).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r
+}
+
+fn coded(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    body(status, json!({ "code": code, "message": message.into() }))
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Domain(e) => domain_response(e),
+            ApiError::PayloadTooLarge => coded(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large.",
+            ),
+            ApiError::UnsupportedMediaType => coded(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Request bodies must be JSON (Content-Type: application/json).",
+            ),
+            ApiError::RouteNotFound => {
+                coded(StatusCode::NOT_FOUND, "not_found", "No such endpoint.")
+            }
+            ApiError::MethodNotAllowed => coded(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This endpoint does not support that HTTP method.",
+            ),
+            ApiError::Panic => internal_body(),
+        }
+    }
+}
+
+fn internal_body() -> Response {
+    coded(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "An internal error occurred. It has been logged.",
+    )
+}
+
+fn domain_response(e: Error) -> Response {
+    let message = e.to_string();
+    match e {
+        Error::NotFound { id, .. } => body(
+            StatusCode::NOT_FOUND,
+            json!({ "message": message, "code": "entity_not_found", "entity_id": id }),
+        ),
+        // `message` must be non-null whenever `errors` is present (Ruby v5 appends to it).
+        Error::Validation(errors) => body(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "code": "invalid_request_parameters", "message": message, "errors": errors }),
+        ),
+        Error::MalformedJson(_) => coded(StatusCode::BAD_REQUEST, "malformed_json", message),
+        Error::EmailNotAvailable(_) => {
+            coded(StatusCode::BAD_REQUEST, "email_not_available", message)
+        }
+        Error::ExternalIdAlreadyUsed(_) => {
+            coded(StatusCode::BAD_REQUEST, "external_id_already_used", message)
+        }
+        Error::PasswordStrength(problem) => body(
+            StatusCode::BAD_REQUEST,
+            json!({
+                "code": "password_strength_error",
+                "message": message,
+                "errors": [{ "field": "password", "code": "password_too_weak", "message": problem }],
+            }),
+        ),
+        // The recorded WorkOS body is exactly this; Node ignores it, Ruby parses it as JSON.
+        Error::Unauthorized => body(
+            StatusCode::UNAUTHORIZED,
+            json!({ "message": "Unauthorized" }),
+        ),
+        Error::Internal(detail) => {
+            tracing::error!(error = %detail, "internal error");
+            internal_body()
+        }
+    }
+}

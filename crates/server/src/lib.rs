@@ -1,0 +1,20 @@
+//! Tessera's HTTP server: a WorkOS-compatible MFA and User Management API.
+//!
+//! Layout: [`config`] is a plain value; [`startup`] turns it into a running [`startup::Application`]
+//! (store, keys, listener); [`routes`] holds one module per resource with thin handlers that
+//! authenticate by extractor, call one function of [`services`], and map the result to the
+//! types of [`views`]. [`error`] maps every domain error to a WorkOS-shaped response.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod services;
+pub mod startup;
+pub mod state;
+pub mod views;
+
+pub use config::Config;
+pub use startup::Application;
+pub use state::AppState;

@@ -1,0 +1,304 @@
+//! Users: create, read, update, delete, list. Passwords are hashed with Argon2id on the
+//! blocking pool and never returned.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tessera_core::error::Entity;
+use tessera_core::validate::{self, Problems, MAX_EXTERNAL_ID, MAX_TEXT, MAX_URL};
+use tessera_core::{id, password, Error, FieldError};
+use tessera_store::{ListParams, Page, UserRow};
+
+use crate::AppState;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CreateUserRequest {
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub password_hash: Option<String>,
+    pub password_hash_type: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub name: Option<String>,
+    pub email_verified: Option<bool>,
+    pub profile_picture_url: Option<String>,
+    pub external_id: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+    pub locale: Option<String>,
+}
+
+/// Omitted fields stay unchanged. `null` also leaves a field unchanged (Ruby v5 sends nulls
+/// for every unset option), except for the fields WorkOS documents as nullable on update
+/// (`external_id`, `locale`), where `null` clears the value.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct UpdateUserRequest {
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub password_hash: Option<String>,
+    pub password_hash_type: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub name: Option<String>,
+    pub email_verified: Option<bool>,
+    pub profile_picture_url: Option<String>,
+    #[serde(deserialize_with = "super::nullable")]
+    pub external_id: Option<Option<String>>,
+    /// Merged into the existing metadata; a `null` value deletes that key.
+    pub metadata: Option<Map<String, Value>>,
+    #[serde(deserialize_with = "super::nullable")]
+    pub locale: Option<Option<String>>,
+}
+
+const MAX_METADATA_KEYS: usize = 50;
+const MAX_METADATA_KEY: usize = 40;
+const MAX_METADATA_VALUE: usize = 600;
+const MAX_LOCALE: usize = 35; // BCP 47 tags in practice
+
+fn check_optional_text(p: &mut Problems, field: &str, v: &Option<String>, max: usize) {
+    if let Some(v) = v {
+        p.check(validate::text(field, v, max));
+    }
+}
+
+/// Metadata: at most 50 keys of at most 40 characters, string values of at most 600.
+/// `null` values are allowed only when `allow_null` (update: "delete this key").
+fn check_metadata(p: &mut Problems, m: &Map<String, Value>, allow_null: bool) {
+    if m.len() > MAX_METADATA_KEYS {
+        p.push(FieldError::new(
+            "metadata",
+            "too_many_keys",
+            format!("metadata may have at most {MAX_METADATA_KEYS} keys."),
+        ));
+    }
+    for (k, v) in m {
+        if k.is_empty() || k.chars().count() > MAX_METADATA_KEY {
+            p.push(FieldError::new(
+                "metadata",
+                "invalid_metadata_key",
+                format!("metadata keys must be 1 to {MAX_METADATA_KEY} characters."),
+            ));
+        }
+        match v {
+            Value::String(s) if s.chars().count() <= MAX_METADATA_VALUE => {}
+            Value::Null if allow_null => {}
+            _ => p.push(FieldError::new(
+                "metadata",
+                "invalid_metadata_value",
+                format!(
+                    "metadata.{k} must be a string of at most {MAX_METADATA_VALUE} characters."
+                ),
+            )),
+        }
+    }
+}
+
+/// Validates `password`/`password_hash` and returns the PHC string to store, if any.
+async fn password_to_store(
+    state: &AppState,
+    password: Option<String>,
+    hash: Option<String>,
+    hash_type: Option<String>,
+) -> Result<Option<String>, Error> {
+    match (password, hash) {
+        (Some(_), Some(_)) => Err(Error::invalid(
+            "password",
+            "password_and_password_hash_provided",
+            "Provide either password or password_hash, not both.",
+        )),
+        (Some(pw), None) => {
+            if let Some(problem) = password::strength_problem(&pw) {
+                return Err(Error::PasswordStrength(problem));
+            }
+            state
+                .hash_work(move || password::hash(&pw))
+                .await?
+                .map(Some)
+        }
+        (None, Some(h)) => {
+            // Only Argon2 PHC strings can be imported: they are verified by the same code as
+            // our own hashes. Other schemes would need their own verifiers.
+            if hash_type.as_deref() != Some("argon2") {
+                return Err(Error::invalid(
+                    "password_hash_type",
+                    "unsupported_password_hash_type",
+                    "Only password_hash_type 'argon2' (a PHC string) is supported.",
+                ));
+            }
+            if h.len() > 512 || argon2::password_hash::PasswordHash::new(&h).is_err() {
+                return Err(Error::invalid(
+                    "password_hash",
+                    "invalid_password_hash",
+                    "password_hash must be an Argon2 PHC string.",
+                ));
+            }
+            Ok(Some(h))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+pub async fn create(state: &AppState, req: CreateUserRequest) -> Result<UserRow, Error> {
+    let mut p = Problems::default();
+    let email = match &req.email {
+        Some(e) => p.check(validate::email("email", e)),
+        None => {
+            p.push(FieldError::new(
+                "email",
+                "email_string_required",
+                "Email should be a non-empty string.",
+            ));
+            None
+        }
+    };
+    check_optional_text(&mut p, "first_name", &req.first_name, MAX_TEXT);
+    check_optional_text(&mut p, "last_name", &req.last_name, MAX_TEXT);
+    check_optional_text(&mut p, "name", &req.name, MAX_TEXT);
+    check_optional_text(
+        &mut p,
+        "profile_picture_url",
+        &req.profile_picture_url,
+        MAX_URL,
+    );
+    check_optional_text(&mut p, "external_id", &req.external_id, MAX_EXTERNAL_ID);
+    check_optional_text(&mut p, "locale", &req.locale, MAX_LOCALE);
+    if let Some(m) = &req.metadata {
+        check_metadata(&mut p, m, false);
+    }
+    p.into_result()?;
+    let email = email.unwrap_or_default();
+    let password_hash = password_to_store(
+        state,
+        req.password,
+        req.password_hash,
+        req.password_hash_type,
+    )
+    .await?;
+    let now = state.now();
+    let row = UserRow {
+        id: id::new_id(id::prefix::USER, now),
+        email,
+        email_verified: req.email_verified.unwrap_or(false),
+        first_name: req.first_name,
+        last_name: req.last_name,
+        name: req.name,
+        profile_picture_url: req.profile_picture_url,
+        external_id: req.external_id,
+        metadata: Value::Object(req.metadata.unwrap_or_default()).to_string(),
+        locale: req.locale,
+        password_hash,
+        last_sign_in_at: None,
+        created_at: now.millis(),
+        updated_at: now.millis(),
+    };
+    state.store.insert_user(&row).await?;
+    Ok(row)
+}
+
+pub async fn get(state: &AppState, user_id: &str) -> Result<UserRow, Error> {
+    if !id::has_prefix(user_id, id::prefix::USER) {
+        return Err(Error::not_found(Entity::User, user_id));
+    }
+    state.store.get_user(user_id).await
+}
+
+pub async fn update(
+    state: &AppState,
+    user_id: &str,
+    req: UpdateUserRequest,
+) -> Result<UserRow, Error> {
+    let mut u = get(state, user_id).await?;
+    let mut p = Problems::default();
+    if let Some(e) = &req.email {
+        if let Some(e) = p.check(validate::email("email", e)) {
+            u.email = e;
+        }
+    }
+    check_optional_text(&mut p, "first_name", &req.first_name, MAX_TEXT);
+    check_optional_text(&mut p, "last_name", &req.last_name, MAX_TEXT);
+    check_optional_text(&mut p, "name", &req.name, MAX_TEXT);
+    check_optional_text(
+        &mut p,
+        "profile_picture_url",
+        &req.profile_picture_url,
+        MAX_URL,
+    );
+    if let Some(Some(x)) = &req.external_id {
+        p.check(validate::text("external_id", x, MAX_EXTERNAL_ID));
+    }
+    if let Some(Some(l)) = &req.locale {
+        p.check(validate::text("locale", l, MAX_LOCALE));
+    }
+    let mut metadata: Map<String, Value> = serde_json::from_str(&u.metadata).unwrap_or_default();
+    if let Some(m) = &req.metadata {
+        check_metadata(&mut p, m, true);
+        for (k, v) in m {
+            if v.is_null() {
+                metadata.remove(k);
+            } else {
+                metadata.insert(k.clone(), v.clone());
+            }
+        }
+        if metadata.len() > MAX_METADATA_KEYS {
+            p.push(FieldError::new(
+                "metadata",
+                "too_many_keys",
+                format!("metadata may have at most {MAX_METADATA_KEYS} keys."),
+            ));
+        }
+    }
+    p.into_result()?;
+    if let Some(h) = password_to_store(
+        state,
+        req.password,
+        req.password_hash,
+        req.password_hash_type,
+    )
+    .await?
+    {
+        u.password_hash = Some(h);
+    }
+    u.first_name = req.first_name.or(u.first_name);
+    u.last_name = req.last_name.or(u.last_name);
+    u.name = req.name.or(u.name);
+    u.profile_picture_url = req.profile_picture_url.or(u.profile_picture_url);
+    u.email_verified = req.email_verified.unwrap_or(u.email_verified);
+    if let Some(x) = req.external_id {
+        u.external_id = x;
+    }
+    if let Some(l) = req.locale {
+        u.locale = l;
+    }
+    u.metadata = Value::Object(metadata).to_string();
+    u.updated_at = state.now().millis();
+    state.store.update_user(&u).await?;
+    Ok(u)
+}
+
+pub async fn delete(state: &AppState, user_id: &str) -> Result<(), Error> {
+    if !id::has_prefix(user_id, id::prefix::USER) {
+        return Err(Error::not_found(Entity::User, user_id));
+    }
+    state.store.delete_user(user_id).await
+}
+
+pub async fn list(
+    state: &AppState,
+    email: Option<&str>,
+    organization_id: Option<&str>,
+    params: &ListParams,
+) -> Result<Page<UserRow>, Error> {
+    if organization_id.is_some() {
+        // Tessera has no organizations, so no user is a member of one.
+        return Ok(Page {
+            data: vec![],
+            before: None,
+            after: None,
+        });
+    }
+    let email = match email {
+        Some(e) => Some(validate::email("email", e).map_err(|e| Error::Validation(vec![e]))?),
+        None => None,
+    };
+    state.store.list_users(email.as_deref(), params).await
+}

@@ -1,0 +1,187 @@
+//! Response types: the exact JSON objects of the WorkOS API, built from store rows.
+//!
+//! Every key the reference lists is emitted, `null` where empty (Python v10 requires keys like
+//! `external_id` and `last_sign_in_at` to exist), `object` is always set (Python v5 and Rust
+//! check it), and timestamps are `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+
+use serde::Serialize;
+use tessera_core::Timestamp;
+use tessera_store::{ChallengeRow, FactorRow, Page, UserRow};
+
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub object: &'static str,
+    pub id: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub name: Option<String>,
+    pub profile_picture_url: Option<String>,
+    pub external_id: Option<String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub locale: Option<String>,
+    pub last_sign_in_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<&UserRow> for UserView {
+    fn from(u: &UserRow) -> Self {
+        UserView {
+            object: "user",
+            id: u.id.clone(),
+            email: u.email.clone(),
+            email_verified: u.email_verified,
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            name: u.name.clone(),
+            profile_picture_url: u.profile_picture_url.clone(),
+            external_id: u.external_id.clone(),
+            metadata: serde_json::from_str(&u.metadata).unwrap_or_default(),
+            locale: u.locale.clone(),
+            last_sign_in_at: u.last_sign_in_at.map(Timestamp),
+            created_at: Timestamp(u.created_at),
+            updated_at: Timestamp(u.updated_at),
+        }
+    }
+}
+
+/// `totp` of a factor. The three secret-bearing fields are present only in enroll responses;
+/// get and list never return them.
+#[derive(Debug, Serialize)]
+pub struct TotpView {
+    pub issuer: String,
+    pub user: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SmsView {
+    pub phone_number: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FactorView {
+    pub object: &'static str,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totp: Option<TotpView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms: Option<SmsView>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The secret-bearing parts of a TOTP factor, known only at enrolment.
+#[derive(Debug)]
+pub struct TotpSecrets {
+    pub secret: String,
+    pub qr_code: String,
+    pub uri: String,
+}
+
+impl FactorView {
+    pub fn new(f: &FactorRow, secrets: Option<TotpSecrets>) -> Self {
+        let totp = (f.r#type == "totp").then(|| {
+            let (secret, qr_code, uri) = match secrets {
+                Some(s) => (Some(s.secret), Some(s.qr_code), Some(s.uri)),
+                None => (None, None, None),
+            };
+            TotpView {
+                issuer: f.totp_issuer.clone().unwrap_or_default(),
+                user: f.totp_user.clone().unwrap_or_default(),
+                secret,
+                qr_code,
+                uri,
+            }
+        });
+        let sms = f
+            .phone_number
+            .as_ref()
+            .filter(|_| f.r#type == "sms")
+            .map(|p| SmsView {
+                phone_number: p.clone(),
+            });
+        FactorView {
+            object: "authentication_factor",
+            id: f.id.clone(),
+            kind: f.r#type.clone(),
+            user_id: f.user_id.clone(),
+            totp,
+            sms,
+            created_at: Timestamp(f.created_at),
+            updated_at: Timestamp(f.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChallengeView {
+    pub object: &'static str,
+    pub id: String,
+    pub authentication_factor_id: String,
+    pub expires_at: Timestamp,
+    /// Only for generic OTP challenges: the code the caller must deliver.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl ChallengeView {
+    pub fn new(c: &ChallengeRow, code: Option<String>) -> Self {
+        ChallengeView {
+            object: "authentication_challenge",
+            id: c.id.clone(),
+            authentication_factor_id: c.factor_id.clone(),
+            expires_at: Timestamp(c.expires_at),
+            code,
+            created_at: Timestamp(c.created_at),
+            updated_at: Timestamp(c.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListMetadata {
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// `{"object":"list","data":[...],"list_metadata":{"before":..,"after":..}}`; absent cursors
+/// are JSON `null` (Go's iterator loops forever on `""`).
+#[derive(Debug, Serialize)]
+pub struct ListView<T> {
+    pub object: &'static str,
+    pub data: Vec<T>,
+    pub list_metadata: ListMetadata,
+}
+
+impl<T> ListView<T> {
+    pub fn from_page<R>(page: Page<R>, f: impl Fn(&R) -> T) -> Self {
+        ListView {
+            object: "list",
+            data: page.data.iter().map(f).collect(),
+            list_metadata: ListMetadata {
+                before: page.before,
+                after: page.after,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct EnrolledFactorView {
+    pub authentication_factor: FactorView,
+    pub authentication_challenge: ChallengeView,
+}

@@ -1,0 +1,318 @@
+//! Connecting, migrating, and the backend dispatch macro.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tessera_core::Error;
+
+/// A database URL whose `Debug` and `Display` never show a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+/// Which backend a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+impl DatabaseUrl {
+    /// Accepts `postgres://`/`postgresql://` URLs, `sqlite:` URLs, and plain file paths
+    /// (SQLite). Any other scheme is refused rather than mistaken for a file name, so a typo
+    /// like `postgress://` never silently creates an empty SQLite database.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("the database URL is empty".into());
+        }
+        if let Some((scheme, _)) = s.split_once("://") {
+            if !matches!(scheme, "postgres" | "postgresql" | "sqlite") {
+                return Err(format!(
+                    "unsupported database URL scheme '{scheme}://': use postgres://... for PostgreSQL, or sqlite://PATH (or a plain file path) for SQLite"
+                ));
+            }
+        } else if let Some((scheme, _)) = s.split_once(':') {
+            // `sqlite:path` is fine; a Windows drive letter never reaches a Linux server.
+            if scheme != "sqlite"
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '+')
+                && !scheme.is_empty()
+                && !s.starts_with('/')
+                && !s.starts_with('.')
+            {
+                return Err(format!(
+                    "unsupported database URL scheme '{scheme}:': use postgres://... for PostgreSQL, or sqlite://PATH (or a plain file path) for SQLite"
+                ));
+            }
+        }
+        Ok(DatabaseUrl(s.to_owned()))
+    }
+
+    pub fn kind(&self) -> DbKind {
+        if self.0.starts_with("postgres://") || self.0.starts_with("postgresql://") {
+            DbKind::Postgres
+        } else {
+            DbKind::Sqlite
+        }
+    }
+
+    /// For SQLite, the database file path; `None` for PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        if self.kind() != DbKind::Sqlite {
+            return None;
+        }
+        let p = self
+            .0
+            .strip_prefix("sqlite://")
+            .or_else(|| self.0.strip_prefix("sqlite:"))
+            .unwrap_or(&self.0);
+        let p = p.split('?').next().unwrap_or(p);
+        Some(std::path::PathBuf::from(p))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn masked(&self) -> String {
+        // scheme://user:password@host -> scheme://user:***@host
+        if let Some((scheme, rest)) = self.0.split_once("://") {
+            if let Some((userinfo, host)) = rest.rsplit_once('@') {
+                if let Some((user, _)) = userinfo.split_once(':') {
+                    return format!("{scheme}://{user}:***@{host}");
+                }
+            }
+        }
+        self.0.clone()
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({})", self.masked())
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+/// Pool sizes.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 16,
+        }
+    }
+}
+
+pub(crate) enum Db {
+    Sqlite {
+        reader: SqlitePool,
+        writer: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// The persistence handle. Cheap to clone (pools are reference-counted).
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) db: std::sync::Arc<Db>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({:?})", self.kind())
+    }
+}
+
+/// Runs `$body` with `$pool` bound to the pool of the configured backend. `read` picks the
+/// SQLite reader pool, `write` the single SQLite writer; PostgreSQL has one pool for both.
+/// The body is compiled once per backend, so a statement that one backend cannot run fails at
+/// test time on that backend, not silently.
+macro_rules! on_db {
+    ($store:expr, read, |$pool:ident| $body:expr) => {
+        match &*$store.db {
+            $crate::db::Db::Sqlite { reader: $pool, .. } => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+    ($store:expr, write, |$pool:ident| $body:expr) => {
+        match &*$store.db {
+            $crate::db::Db::Sqlite { writer: $pool, .. } => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
+pub(crate) fn internal(e: sqlx::Error) -> Error {
+    Error::Internal(format!("database: {e}"))
+}
+
+impl Store {
+    /// Connects and runs the migrations of the backend.
+    pub async fn connect(url: &DatabaseUrl, opts: &StoreOptions) -> Result<Self, Error> {
+        let db = match url.kind() {
+            DbKind::Postgres => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(opts.max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url.expose())
+                    .await
+                    .map_err(|e| {
+                        Error::Internal(format!("cannot connect to PostgreSQL at {url}: {e}"))
+                    })?;
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&pool)
+                    .await
+                    .map_err(|e| Error::Internal(format!("PostgreSQL migration failed: {e}")))?;
+                Db::Postgres(pool)
+            }
+            DbKind::Sqlite => {
+                let path = url.sqlite_path().unwrap_or_default();
+                let base = SqliteConnectOptions::from_str("sqlite:")
+                    .map_err(internal)?
+                    .filename(&path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // NORMAL in WAL mode is durable against application crashes and keeps
+                    // commits off fsync; a power cut can lose the last transactions only.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true);
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(base.clone())
+                    .await
+                    .map_err(|e| {
+                        Error::Internal(format!(
+                            "cannot open SQLite database {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&writer)
+                    .await
+                    .map_err(|e| Error::Internal(format!("SQLite migration failed: {e}")))?;
+                let reader = SqlitePoolOptions::new()
+                    .max_connections(opts.max_connections.max(1))
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(base.read_only(true))
+                    .await
+                    .map_err(|e| {
+                        Error::Internal(format!(
+                            "cannot open SQLite database {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                Db::Sqlite { reader, writer }
+            }
+        };
+        Ok(Store {
+            db: std::sync::Arc::new(db),
+        })
+    }
+
+    pub fn kind(&self) -> DbKind {
+        match &*self.db {
+            Db::Sqlite { .. } => DbKind::Sqlite,
+            Db::Postgres(_) => DbKind::Postgres,
+        }
+    }
+
+    /// Closes the pools (flushes SQLite's WAL on the last connection).
+    pub async fn close(&self) {
+        match &*self.db {
+            Db::Sqlite { reader, writer } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// Cheap readiness probe.
+    pub async fn ping(&self) -> Result<(), Error> {
+        on_db!(self, read, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(internal))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_mask_the_password() {
+        let u = DatabaseUrl::parse("postgres://alice:hunter2@db.example:5432/tessera").unwrap();
+        assert!(!format!("{u:?}").contains("hunter2"));
+        assert!(!format!("{u}").contains("hunter2"));
+        assert!(format!("{u}").contains("alice:***@db.example"));
+        assert_eq!(u.kind(), DbKind::Postgres);
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused_not_taken_for_file_names() {
+        for bad in [
+            "postgress://x/y",
+            "mysql://root@localhost/db",
+            "redis://x",
+            "file:x",
+        ] {
+            assert!(DatabaseUrl::parse(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "tessera.db",
+            "./data/t.db",
+            "/var/lib/t.db",
+            "sqlite://t.db",
+            "sqlite:t.db",
+            "postgresql://h/d",
+        ] {
+            assert!(DatabaseUrl::parse(good).is_ok(), "{good}");
+        }
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/t.db?mode=rwc")
+                .unwrap()
+                .sqlite_path()
+                .unwrap(),
+            std::path::PathBuf::from("data/t.db")
+        );
+    }
+
+    #[test]
+    fn sqlite_and_postgres_migrations_stay_paired() {
+        let names = |dir: &str| {
+            let mut v: Vec<String> =
+                std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect();
+            v.sort();
+            v
+        };
+        let (s, p) = (names("sqlite"), names("postgres"));
+        assert!(!s.is_empty());
+        assert_eq!(
+            s, p,
+            "every migration needs a twin with the same version and name"
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! Row types: exactly the columns of a table, decoded the same way from both backends.
+
+/// The deployment's one environment row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EnvironmentRow {
+    pub client_id: String,
+    pub mfa_required: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub name: String,
+    pub lookup: String,
+    pub key_hash: Vec<u8>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub name: Option<String>,
+    pub profile_picture_url: Option<String>,
+    pub external_id: Option<String>,
+    /// A JSON object of string values, as text.
+    pub metadata: String,
+    pub locale: Option<String>,
+    /// Argon2id PHC string; never leaves the server.
+    pub password_hash: Option<String>,
+    pub last_sign_in_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct FactorRow {
+    pub id: String,
+    pub user_id: Option<String>,
+    /// `totp`, `sms` or `generic_otp`.
+    pub r#type: String,
+    pub totp_issuer: Option<String>,
+    pub totp_user: Option<String>,
+    pub secret_key_id: Option<String>,
+    pub secret_sealed: Option<Vec<u8>>,
+    pub phone_number: Option<String>,
+    pub last_totp_step: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ChallengeRow {
+    pub id: String,
+    pub factor_id: String,
+    pub code_hash: Option<Vec<u8>>,
+    pub expires_at: i64,
+    pub verified_at: Option<i64>,
+    pub failed_attempts: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
