@@ -1,0 +1,11 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! End-to-end tests over real HTTP (port 0), on SQLite always and on PostgreSQL when
+//! `TESSERA_TEST_DATABASE_URL` is set. One test binary; each module covers one resource.
+
+mod helpers;
+
+mod basics;
+mod cli;
+mod factors;
+mod storage;
+mod users;
