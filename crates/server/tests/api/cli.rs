@@ -18,12 +18,25 @@ fn tessera(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 fn api_keys_are_created_listed_and_revoked_and_the_secret_is_printed_once() {
     let dir = tempfile::tempdir().unwrap();
     let out = tessera(dir.path(), &["api-keys", "create", "--name", "ci"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let mut lines = stdout.lines();
     let secret = lines.next().unwrap();
-    assert!(tessera_core::token::api_key_lookup(secret).is_some(), "first line is the key alone: {secret:?}");
-    let id = lines.next().unwrap().split_whitespace().nth(1).unwrap().to_owned();
+    assert!(
+        tessera_core::token::api_key_lookup(secret).is_some(),
+        "first line is the key alone: {secret:?}"
+    );
+    let id = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
     assert!(id.starts_with("key_"));
 
     let list = String::from_utf8(tessera(dir.path(), &["api-keys", "list"]).stdout).unwrap();
@@ -51,10 +64,17 @@ fn client_id_is_created_once_and_printed_alone() {
 #[test]
 fn an_unknown_database_scheme_is_refused_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let out = tessera(dir.path(), &["--database-url", "mysql://root@localhost/db", "client-id"]);
+    let out = tessera(
+        dir.path(),
+        &["--database-url", "mysql://root@localhost/db", "client-id"],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL scheme"));
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file was created");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no file was created"
+    );
 }
 
 #[cfg(unix)]
@@ -75,24 +95,42 @@ fn serve_prints_a_first_key_answers_health_and_stops_cleanly_on_sigterm() {
     let mut line = String::new();
     while addr.is_none() {
         line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited early");
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "server exited early"
+        );
         if let Some(i) = line.find("sk_") {
             key = Some(line[i..].split_whitespace().next().unwrap().to_owned());
         }
         if line.contains("tessera is listening") {
-            addr = line.split("address=").nth(1).map(|s| s.split_whitespace().next().unwrap().to_owned());
+            addr = line
+                .split("address=")
+                .nth(1)
+                .map(|s| s.split_whitespace().next().unwrap().to_owned());
         }
     }
     let (key, addr) = (key.expect("first key in the log"), addr.unwrap());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let http = reqwest::Client::new();
-        let h = http.get(format!("http://{addr}/health")).send().await.unwrap();
+        let h = http
+            .get(format!("http://{addr}/health"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(h.status(), 200);
-        let u = http.get(format!("http://{addr}/user_management/users")).bearer_auth(&key).send().await.unwrap();
+        let u = http
+            .get(format!("http://{addr}/user_management/users"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(u.status(), 200, "the logged key works");
     });
-    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful exit on SIGTERM: {status}");

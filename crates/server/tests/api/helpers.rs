@@ -29,11 +29,17 @@ impl Drop for TestDb {
             // Drop asynchronously-created databases from a fresh runtime: the test's runtime
             // may already be shutting down.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async move {
                     use sqlx::Connection;
                     if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut c)
+                                .await;
                     }
                 });
             })
@@ -43,7 +49,9 @@ impl Drop for TestDb {
 }
 
 pub fn pg_admin_url() -> Option<String> {
-    std::env::var("TESSERA_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())
+    std::env::var("TESSERA_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 impl TestDb {
@@ -52,19 +60,35 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let path = dir.path().join("tessera.db");
-                Some(TestDb { url: DatabaseUrl::parse(path.to_str().unwrap()).unwrap(), _dir: Some(dir), pg_name: None })
+                Some(TestDb {
+                    url: DatabaseUrl::parse(path.to_str().unwrap()).unwrap(),
+                    _dir: Some(dir),
+                    pg_name: None,
+                })
             }
             Backend::Postgres => {
                 let admin = pg_admin_url()?;
-                let name = format!("tessera_t_{}", tessera_core::token::random_base62(12).to_lowercase());
+                let name = format!(
+                    "tessera_t_{}",
+                    tessera_core::token::random_base62(12).to_lowercase()
+                );
                 {
                     use sqlx::Connection;
-                    let mut c = sqlx::PgConnection::connect(&admin).await.expect("TESSERA_TEST_DATABASE_URL must be reachable");
-                    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.unwrap();
+                    let mut c = sqlx::PgConnection::connect(&admin)
+                        .await
+                        .expect("TESSERA_TEST_DATABASE_URL must be reachable");
+                    sqlx::query(&format!("CREATE DATABASE {name}"))
+                        .execute(&mut c)
+                        .await
+                        .unwrap();
                 }
                 let (base, _) = admin.rsplit_once('/').unwrap();
                 let url = DatabaseUrl::parse(&format!("{base}/{name}")).unwrap();
-                Some(TestDb { url, _dir: None, pg_name: Some((admin, name)) })
+                Some(TestDb {
+                    url,
+                    _dir: None,
+                    pg_name: Some((admin, name)),
+                })
             }
         }
     }
@@ -110,12 +134,19 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: Arc<TestDb>, cfg: Config, clock: ManualClock) -> TestApp {
-        let app = Application::build(cfg, Arc::new(clock.clone())).await.expect("server builds");
+        let app = Application::build(cfg, Arc::new(clock.clone()))
+            .await
+            .expect("server builds");
         let addr = app.local_addr();
         let state = app.state().clone();
         let key = match app.bootstrap_key.clone() {
             Some(k) => k,
-            None => tessera_server::startup::create_api_key(&state.store, &clock, "test").await.unwrap().1,
+            None => {
+                tessera_server::startup::create_api_key(&state.store, &clock, "test")
+                    .await
+                    .unwrap()
+                    .1
+            }
         };
         let client_id = state.client_id.to_string();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -152,15 +183,27 @@ impl TestApp {
     }
 
     /// A request with the API key and, when given, a JSON body.
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut rb = self.http.request(method, self.url(path)).bearer_auth(&self.key);
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut rb = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.key);
         if let Some(b) = body {
             rb = rb.json(&b);
         }
         let resp = rb.send().await.unwrap();
         let status = resp.status();
         let text = resp.text().await.unwrap();
-        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")) };
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
         (status, v)
     }
 
@@ -178,13 +221,23 @@ impl TestApp {
     }
 
     pub async fn create_user(&self, email: &str) -> Value {
-        let (s, u) = self.post("/user_management/users", json!({ "email": email, "password": "correct horse battery" })).await;
+        let (s, u) = self
+            .post(
+                "/user_management/users",
+                json!({ "email": email, "password": "correct horse battery" }),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{u}");
         u
     }
 
     pub async fn enroll_totp(&self, user_id: &str, body: Value) -> Value {
-        let (s, v) = self.post(&format!("/user_management/users/{user_id}/auth_factors"), body).await;
+        let (s, v) = self
+            .post(
+                &format!("/user_management/users/{user_id}/auth_factors"),
+                body,
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         v
     }
@@ -217,8 +270,12 @@ macro_rules! on_both_backends {
 /// Decodes a `data:image/png;base64,...` QR code to its text with an independent reader.
 pub fn decode_qr_data_uri(data_uri: &str) -> String {
     use base64::Engine;
-    let b64 = data_uri.strip_prefix("data:image/png;base64,").expect("PNG data URI");
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    let b64 = data_uri
+        .strip_prefix("data:image/png;base64,")
+        .expect("PNG data URI");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
     let dec = png::Decoder::new(bytes.as_slice());
     let mut reader = dec.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size()];

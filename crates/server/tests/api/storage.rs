@@ -26,14 +26,31 @@ fn sqlite_bytes(app: &TestApp) -> Vec<u8> {
 async fn a_totp_secret_never_appears_in_clear_in_the_sqlite_file() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let u = app.create_user("secret@example.com").await;
-    let v = app.enroll_totp(u["id"].as_str().unwrap(), json!({ "type": "totp" })).await;
-    let b32 = v["authentication_factor"]["totp"]["secret"].as_str().unwrap().to_owned();
-    let raw = tessera_core::totp::TotpSecret::from_base32(&b32).unwrap().as_bytes().to_vec();
+    let v = app
+        .enroll_totp(u["id"].as_str().unwrap(), json!({ "type": "totp" }))
+        .await;
+    let b32 = v["authentication_factor"]["totp"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let raw = tessera_core::totp::TotpSecret::from_base32(&b32)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
     let db = sqlite_bytes(&app);
     let contains = |needle: &[u8]| db.windows(needle.len()).any(|w| w == needle);
-    assert!(contains(u["id"].as_str().unwrap().as_bytes()), "the scan does see row data");
-    assert!(!contains(b32.as_bytes()), "base32 secret found in the database file");
-    assert!(!contains(&raw), "raw secret bytes found in the database file");
+    assert!(
+        contains(u["id"].as_str().unwrap().as_bytes()),
+        "the scan does see row data"
+    );
+    assert!(
+        !contains(b32.as_bytes()),
+        "base32 secret found in the database file"
+    );
+    assert!(
+        !contains(&raw),
+        "raw secret bytes found in the database file"
+    );
     assert!(!contains(b"correct horse battery"), "a password in clear");
 }
 
@@ -44,13 +61,25 @@ async fn a_totp_secret_never_appears_in_clear_in_postgres() {
         return;
     };
     let u = app.create_user("secret@example.com").await;
-    let v = app.enroll_totp(u["id"].as_str().unwrap(), json!({ "type": "totp" })).await;
-    let b32 = v["authentication_factor"]["totp"]["secret"].as_str().unwrap();
-    let raw = tessera_core::totp::TotpSecret::from_base32(b32).unwrap().as_bytes().to_vec();
+    let v = app
+        .enroll_totp(u["id"].as_str().unwrap(), json!({ "type": "totp" }))
+        .await;
+    let b32 = v["authentication_factor"]["totp"]["secret"]
+        .as_str()
+        .unwrap();
+    let raw = tessera_core::totp::TotpSecret::from_base32(b32)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
     use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(app.db.url.expose()).await.unwrap();
+    let mut c = sqlx::PgConnection::connect(app.db.url.expose())
+        .await
+        .unwrap();
     // Every column of every factor row, as text.
-    let dump: Vec<String> = sqlx::query_scalar("SELECT f::text FROM auth_factors f").fetch_all(&mut c).await.unwrap();
+    let dump: Vec<String> = sqlx::query_scalar("SELECT f::text FROM auth_factors f")
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
     let hex = dump.join("\n");
     let raw_hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     assert!(!hex.contains(b32));
@@ -58,7 +87,9 @@ async fn a_totp_secret_never_appears_in_clear_in_postgres() {
 }
 
 async fn data_survives_a_restart(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else { return };
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
     let db = Arc::new(db);
     let mut cfg = config_for(&db);
     cfg.master_key = None;
@@ -70,21 +101,41 @@ async fn data_survives_a_restart(backend: Backend) {
     let client_id = app.client_id.clone();
     let key = app.key.clone();
     let u = app.create_user("persist@example.com").await;
-    let v = app.enroll_totp(u["id"].as_str().unwrap(), json!({ "type": "totp" })).await;
-    let secret = v["authentication_factor"]["totp"]["secret"].as_str().unwrap().to_owned();
+    let v = app
+        .enroll_totp(u["id"].as_str().unwrap(), json!({ "type": "totp" }))
+        .await;
+    let secret = v["authentication_factor"]["totp"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let db = app.stop().await;
 
     let mut app2 = TestApp::spawn_with(db, cfg, clock).await;
     assert_eq!(app2.client_id, client_id, "the client id is created once");
     app2.key = key; // the first key still works after a restart
-    let (s, got) = app2.get(&format!("/user_management/users/{}", u["id"].as_str().unwrap())).await;
+    let (s, got) = app2
+        .get(&format!(
+            "/user_management/users/{}",
+            u["id"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(s, 200);
     assert_eq!(got, u);
     let fid = v["authentication_factor"]["id"].as_str().unwrap();
     let row = app2.state.store.get_factor(fid).await.unwrap();
-    let sealed = tessera_core::seal::Sealed { key_id: row.secret_key_id.unwrap(), blob: row.secret_sealed.unwrap() };
-    let opened = app2.state.keys.open("totp", fid, &sealed).expect("the restarted server opens old secrets");
-    assert_eq!(tessera_core::totp::TotpSecret::from_bytes(opened.to_vec()).to_base32(), secret);
+    let sealed = tessera_core::seal::Sealed {
+        key_id: row.secret_key_id.unwrap(),
+        blob: row.secret_sealed.unwrap(),
+    };
+    let opened = app2
+        .state
+        .keys
+        .open("totp", fid, &sealed)
+        .expect("the restarted server opens old secrets");
+    assert_eq!(
+        tessera_core::totp::TotpSecret::from_bytes(opened.to_vec()).to_base32(),
+        secret
+    );
 }
 
 #[tokio::test]
@@ -105,15 +156,25 @@ async fn the_sqlite_key_file_is_created_on_first_start_with_mode_0600() {
     let key = tessera_server::startup::key_file_path(&app.db.url.sqlite_path().unwrap());
     let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 44, "base64 of 32 bytes");
+    assert_eq!(
+        std::fs::read_to_string(&key).unwrap().trim().len(),
+        44,
+        "base64 of 32 bytes"
+    );
 }
 
 #[tokio::test]
 async fn a_database_whose_key_file_is_missing_refuses_to_start() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let db = app.stop().await;
-    std::fs::remove_file(tessera_server::startup::key_file_path(&db.url.sqlite_path().unwrap())).unwrap();
-    let err = Application::build(config_for(&db), Arc::new(ManualClock::new(Timestamp(T0)))).await.err().unwrap();
+    std::fs::remove_file(tessera_server::startup::key_file_path(
+        &db.url.sqlite_path().unwrap(),
+    ))
+    .unwrap();
+    let err = Application::build(config_for(&db), Arc::new(ManualClock::new(Timestamp(T0))))
+        .await
+        .err()
+        .unwrap();
     assert!(format!("{err:#}").contains("key file"), "{err:#}");
 }
 
@@ -121,8 +182,14 @@ async fn a_database_whose_key_file_is_missing_refuses_to_start() {
 async fn postgres_without_a_master_key_refuses_to_start_with_a_clear_message() {
     let url = tessera_store::DatabaseUrl::parse("postgres://postgres@127.0.0.1:1/none").unwrap();
     let cfg = Config::new(url);
-    let err = Application::build(cfg, Arc::new(ManualClock::new(Timestamp(T0)))).await.err().unwrap();
-    assert!(format!("{err:#}").contains("TESSERA_MASTER_KEY is required with PostgreSQL"), "{err:#}");
+    let err = Application::build(cfg, Arc::new(ManualClock::new(Timestamp(T0))))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        format!("{err:#}").contains("TESSERA_MASTER_KEY is required with PostgreSQL"),
+        "{err:#}"
+    );
 }
 
 #[tokio::test]
@@ -130,6 +197,9 @@ async fn a_malformed_master_key_is_refused() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let mut cfg = config_for(&db);
     cfg.master_key = Some(zeroize::Zeroizing::new("too-short".into()));
-    let err = Application::build(cfg, Arc::new(ManualClock::new(Timestamp(T0)))).await.err().unwrap();
+    let err = Application::build(cfg, Arc::new(ManualClock::new(Timestamp(T0))))
+        .await
+        .err()
+        .unwrap();
     assert!(format!("{err:#}").contains("TESSERA_MASTER_KEY"), "{err:#}");
 }
