@@ -8,4 +8,5 @@ mod basics;
 mod cli;
 mod factors;
 mod storage;
+mod sdk;
 mod users;
