@@ -62,6 +62,26 @@ pub enum Error {
     /// 400 `password_strength_error`: the new password is refused (the text says why).
     #[error("The password does not meet the strength requirements.")]
     PasswordStrength(String),
+    /// 422 `invalid_phone_number`.
+    #[error("Phone number is invalid: '{0}'")]
+    InvalidPhoneNumber(String),
+    /// 422 `authentication_challenge_expired`.
+    #[error("The authentication challenge '{0}' has expired.")]
+    ChallengeExpired(String),
+    /// 422 `authentication_challenge_previously_verified`.
+    #[error("The authentication challenge '{0}' has already been verified.")]
+    ChallengePreviouslyVerified(String),
+    /// 400 `one_time_code_too_many_attempts`: the challenge is dead, even for the right code.
+    #[error("Too many attempts were made for the authentication challenge '{0}'. Start a new challenge.")]
+    TooManyAttempts(String),
+    /// 429 with `Retry-After`: too many failures (per factor or per user), or too many SMS
+    /// to one number.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_secs: i64 },
+    /// 502 `sms_delivery_failed`: the SMS provider did not accept the message. No challenge
+    /// was created.
+    #[error("The SMS could not be delivered: {0}")]
+    SmsDeliveryFailed(String),
     /// 401: missing, unknown or revoked API key.
     #[error("Unauthorized")]
     Unauthorized,

@@ -8,6 +8,8 @@
 pub mod clock;
 pub mod error;
 pub mod id;
+pub mod limits;
+pub mod otp;
 pub mod password;
 pub mod qr;
 pub mod seal;

@@ -27,6 +27,9 @@ pub enum SealError {
 pub struct MasterKey {
     id: String,
     cipher: Aes256Gcm,
+    /// A separate key for MACs of one-time codes, derived so the AES key is never reused
+    /// for another algorithm.
+    mac_key: zeroize::Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -46,7 +49,16 @@ impl MasterKey {
             .finalize();
         let id = data_encoding::HEXLOWER.encode(&digest[..6]);
         let cipher = Aes256Gcm::new_from_slice(bytes).map_err(|_| SealError::BadKey)?;
-        Ok(MasterKey { id, cipher })
+        let mac_key: [u8; 32] = sha2::Sha256::new()
+            .chain_update(b"tessera one-time-code mac key\0")
+            .chain_update(bytes)
+            .finalize()
+            .into();
+        Ok(MasterKey {
+            id,
+            cipher,
+            mac_key: zeroize::Zeroizing::new(mac_key),
+        })
     }
 
     pub fn from_base64(s: &str) -> Result<Self, SealError> {
@@ -130,6 +142,20 @@ impl KeyRing {
         }
     }
 
+    /// HMAC-SHA256 of `data` for the row `row_id` under `purpose`, keyed by the current
+    /// master key. Used to store one-time codes "only as a hash" that a database thief cannot
+    /// brute-force offline (a 6-digit code has only 10^6 values): without the master key the
+    /// MAC reveals nothing.
+    pub fn mac(&self, purpose: &str, row_id: &str, data: &[u8]) -> Vec<u8> {
+        use hmac::Mac;
+        let mut m = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(self.current.mac_key.as_ref())
+            .expect("HMAC accepts keys of any length");
+        m.update(&Self::aad(purpose, row_id));
+        m.update(b"\0");
+        m.update(data);
+        m.finalize().into_bytes().to_vec()
+    }
+
     /// Opens a value sealed by any key of the ring for the same purpose and row.
     pub fn open(
         &self,
@@ -172,6 +198,16 @@ mod tests {
         );
         assert_eq!(r.open("totp", "auth_factor_2", &s), Err(SealError::Corrupt));
         assert_eq!(r.open("jwt", "auth_factor_1", &s), Err(SealError::Corrupt));
+    }
+
+    #[test]
+    fn macs_depend_on_key_row_and_data() {
+        let r = ring();
+        let a = r.mac("otp", "c1", b"123456");
+        assert_eq!(a, r.mac("otp", "c1", b"123456"));
+        assert_ne!(a, r.mac("otp", "c2", b"123456"));
+        assert_ne!(a, r.mac("otp", "c1", b"123457"));
+        assert_ne!(a, ring().mac("otp", "c1", b"123456"));
     }
 
     #[test]

@@ -57,6 +57,41 @@ struct ServeArgs {
     /// Database connection pool size.
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = 16)]
     max_connections: u32,
+    /// TOTP steps accepted either side of the current one.
+    #[arg(long, env = "TESSERA_TOTP_WINDOW", default_value_t = 1)]
+    totp_window: u32,
+    /// Where SMS codes go: log (development), webhook, twilio.
+    #[arg(long, env = "TESSERA_SMS_PROVIDER", default_value = "log")]
+    sms_provider: String,
+    #[arg(long, env = "TESSERA_SMS_WEBHOOK_URL")]
+    sms_webhook_url: Option<String>,
+    #[arg(long, env = "TESSERA_TWILIO_ACCOUNT_SID")]
+    twilio_account_sid: Option<String>,
+    #[arg(long, env = "TESSERA_TWILIO_FROM")]
+    twilio_from: Option<String>,
+    #[arg(long, env = "TESSERA_TWILIO_BASE_URL", default_value = "https://api.twilio.com")]
+    twilio_base_url: String,
+}
+
+/// The SMS provider from flags and the secret environment variables.
+fn sms_provider(args: &ServeArgs) -> anyhow::Result<crate::config::SmsProvider> {
+    use crate::config::SmsProvider;
+    let need = |v: &Option<String>, name: &str| v.clone().filter(|s| !s.is_empty()).ok_or_else(|| anyhow::anyhow!("{name} is required with this SMS provider"));
+    let secret = |name: &str| env_secret(name).ok_or_else(|| anyhow::anyhow!("{name} is required with this SMS provider"));
+    Ok(match args.sms_provider.as_str() {
+        "log" => SmsProvider::Log,
+        "webhook" => SmsProvider::Webhook {
+            url: need(&args.sms_webhook_url, "TESSERA_SMS_WEBHOOK_URL")?,
+            secret: secret("TESSERA_SMS_WEBHOOK_SECRET")?,
+        },
+        "twilio" => SmsProvider::Twilio {
+            base_url: args.twilio_base_url.clone(),
+            account_sid: need(&args.twilio_account_sid, "TESSERA_TWILIO_ACCOUNT_SID")?,
+            auth_token: secret("TESSERA_TWILIO_AUTH_TOKEN")?,
+            from: need(&args.twilio_from, "TESSERA_TWILIO_FROM")?,
+        },
+        other => anyhow::bail!("unknown SMS provider '{other}': use log, webhook or twilio"),
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +164,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.environment_name = args.environment_name;
             config.challenge_ttl_ms = args.challenge_ttl_seconds.saturating_mul(1000);
             config.max_connections = args.max_connections;
+            config.totp_window = args.totp_window;
+            config.sms_provider = sms_provider(&args)?;
             let app = Application::build(config, clock).await?;
             app.run_until(crate::startup::shutdown_signal()).await?;
             Ok(())

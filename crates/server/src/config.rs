@@ -2,7 +2,25 @@
 //! by tests directly. No globals: everything reaches handlers through `AppState`.
 
 use std::net::SocketAddr;
+use tessera_core::limits::Rate;
 use tessera_store::DatabaseUrl;
+
+/// Where SMS codes go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsProvider {
+    /// Writes the message to the server log. For development only: codes appear in the log.
+    Log,
+    /// POSTs `{to, body, challenge_id}` as JSON to `url`, signed with HMAC-SHA256 of
+    /// `"<timestamp>.<body>"` under `secret` in `Tessera-Signature: t=<ts>,v1=<hex>`.
+    Webhook { url: String, secret: zeroize::Zeroizing<String> },
+    /// The Twilio Messages API (`{base_url}/2010-04-01/Accounts/{sid}/Messages.json`).
+    Twilio {
+        base_url: String,
+        account_sid: String,
+        auth_token: zeroize::Zeroizing<String>,
+        from: String,
+    },
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -21,6 +39,18 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Database pool size.
     pub max_connections: u32,
+    /// TOTP steps accepted either side of the current one (RFC 6238 §5.2: at most one step
+    /// of network delay is recommended).
+    pub totp_window: u32,
+    /// Evaluated codes per challenge before it is dead (Twilio Verify and Kratos use 5).
+    pub max_challenge_attempts: i64,
+    /// Failed verifications allowed per factor.
+    pub factor_failure_rate: Rate,
+    /// Failed verifications allowed per user across factors (NIST SP 800-63B: at most 100).
+    pub user_failure_rate: Rate,
+    /// SMS messages per phone number (against SMS pumping).
+    pub sms_rate: Rate,
+    pub sms_provider: SmsProvider,
     /// Print the first API key to the log when the database has none.
     pub bootstrap_api_key: bool,
 }
@@ -37,6 +67,12 @@ impl Config {
             challenge_ttl_ms: 10 * 60 * 1000,
             body_limit_bytes: 256 * 1024,
             max_connections: 16,
+            totp_window: 1,
+            max_challenge_attempts: 5,
+            factor_failure_rate: Rate::new(10, 15 * 60 * 1000),
+            user_failure_rate: Rate::new(100, 60 * 60 * 1000),
+            sms_rate: Rate::new(5, 10 * 60 * 1000),
+            sms_provider: SmsProvider::Log,
             bootstrap_api_key: true,
         }
     }

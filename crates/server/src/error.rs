@@ -108,6 +108,37 @@ fn domain_response(e: Error) -> Response {
                 "errors": [{ "field": "password", "code": "password_too_weak", "message": problem }],
             }),
         ),
+        Error::InvalidPhoneNumber(_) => {
+            coded(StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone_number", message)
+        }
+        Error::ChallengeExpired(_) => coded(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "authentication_challenge_expired",
+            message,
+        ),
+        Error::ChallengePreviouslyVerified(_) => coded(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "authentication_challenge_previously_verified",
+            message,
+        ),
+        Error::TooManyAttempts(_) => coded(
+            StatusCode::BAD_REQUEST,
+            "one_time_code_too_many_attempts",
+            message,
+        ),
+        Error::RateLimited {
+            retry_after_secs, ..
+        } => {
+            let mut r = coded(StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded", message);
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs.max(1)),
+            );
+            r
+        }
+        Error::SmsDeliveryFailed(_) => {
+            coded(StatusCode::BAD_GATEWAY, "sms_delivery_failed", message)
+        }
         // The recorded WorkOS body is exactly this; Node ignores it, Ruby parses it as JSON.
         Error::Unauthorized => body(
             StatusCode::UNAUTHORIZED,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod routes;
 pub mod services;
+pub mod sms;
 pub mod startup;
 pub mod state;
 pub mod views;

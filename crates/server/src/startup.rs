@@ -170,9 +170,10 @@ impl Application {
             store,
             clock,
             keys: Arc::new(keys),
-            config: Arc::new(config),
             client_id: Arc::from(client_id),
             hashing: Arc::new(tokio::sync::Semaphore::new(cores)),
+            sms: crate::sms::SmsSender::new(config.sms_provider.clone()),
+            config: Arc::new(config),
         };
         Ok(Application {
             listener,

@@ -18,6 +18,7 @@ pub struct AppState {
     /// Bounds concurrent Argon2 work to the number of cores so a burst of password requests
     /// queues instead of starving everything else on the blocking pool.
     pub hashing: Arc<tokio::sync::Semaphore>,
+    pub sms: crate::sms::SmsSender,
 }
 
 impl AppState {

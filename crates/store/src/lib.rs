@@ -12,9 +12,11 @@
 
 mod db;
 pub mod list;
+mod mfa;
 mod queries;
 mod rows;
 
 pub use db::{DatabaseUrl, DbKind, Store, StoreOptions};
 pub use list::{ListParams, Order, Page};
+pub use mfa::{challenge_refusal, AttemptKind, Refusal, VerifyAttempt, VerifyOutcome};
 pub use rows::*;

@@ -11,7 +11,7 @@ use crate::Store;
 const USER_COLS: &str = "id, email, email_verified, first_name, last_name, name, profile_picture_url, external_id, metadata, locale, password_hash, last_sign_in_at, created_at, updated_at";
 const FACTOR_COLS: &str = "id, user_id, type, totp_issuer, totp_user, secret_key_id, secret_sealed, phone_number, last_totp_step, created_at, updated_at";
 const CHALLENGE_COLS: &str =
-    "id, factor_id, code_hash, expires_at, verified_at, failed_attempts, created_at, updated_at";
+    "id, factor_id, code_hash, expires_at, verified_at, attempts, created_at, updated_at";
 
 /// Maps a unique-constraint violation on `users` to the precise client error. SQLite names
 /// the column in its message, PostgreSQL names the constraint; both contain the column name.
@@ -299,7 +299,7 @@ impl Store {
                     .bind(&c.code_hash)
                     .bind(c.expires_at)
                     .bind(c.verified_at)
-                    .bind(c.failed_attempts)
+                    .bind(c.attempts)
                     .bind(c.created_at)
                     .bind(c.updated_at)
                     .execute(&mut *tx)

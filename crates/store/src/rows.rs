@@ -61,7 +61,17 @@ pub struct ChallengeRow {
     pub code_hash: Option<Vec<u8>>,
     pub expires_at: i64,
     pub verified_at: Option<i64>,
-    pub failed_attempts: i64,
+    pub attempts: i64,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// One entry of the append-only audit trail.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: String,
+    pub event: String,
+    /// A JSON object as text.
+    pub data: String,
+    pub created_at: i64,
 }

@@ -1,7 +1,9 @@
 //! The router: one module per resource, each exposing `router()`, merged here with the
 //! cross-cutting layers (request ids, body limit, panic catcher, JSON fallbacks).
 
+pub mod events;
 pub mod health;
+pub mod mfa;
 pub mod users;
 
 use axum::extract::DefaultBodyLimit;
@@ -20,6 +22,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(users::router())
+        .merge(mfa::router())
+        .merge(events::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))

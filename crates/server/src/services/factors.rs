@@ -76,7 +76,7 @@ pub fn new_challenge(
         code_hash,
         expires_at: now.plus_millis(state.config.challenge_ttl_ms).millis(),
         verified_at: None,
-        failed_attempts: 0,
+        attempts: 0,
         created_at: now.millis(),
         updated_at: now.millis(),
     }
@@ -130,6 +130,12 @@ pub async fn enroll_user_factor(
     let (factor, secrets) = new_totp_factor(state, now, Some(user.id), issuer, totp_user, secret)?;
     let challenge = new_challenge(state, now, &factor.id, None);
     state.store.insert_factor(&factor, Some(&challenge)).await?;
+    super::events::record(
+        state,
+        super::events::FACTOR_CREATED,
+        serde_json::json!({ "id": factor.id, "type": factor.r#type, "user_id": factor.user_id }),
+    )
+    .await?;
     Ok(EnrolledFactorView {
         authentication_factor: FactorView::new(&factor, Some(secrets)),
         authentication_challenge: ChallengeView::new(&challenge, None),

@@ -1,7 +1,9 @@
 //! Use cases: one function per API operation, taking plain request data and `AppState`,
 //! returning domain rows or views. No axum types, so they are callable from the CLI and tests.
 
+pub mod events;
 pub mod factors;
+pub mod mfa;
 pub mod users;
 
 /// Deserialises a field that distinguishes "absent" (`None`) from explicit `null`

@@ -69,7 +69,7 @@ CREATE TABLE auth_challenges (
     code_hash BYTEA,
     expires_at BIGINT NOT NULL,
     verified_at BIGINT,
-    failed_attempts BIGINT NOT NULL DEFAULT 0,
+    attempts BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );

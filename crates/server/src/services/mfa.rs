@@ -1,0 +1,295 @@
+//! The standalone MFA API: enrol, read, delete factors; challenge; verify.
+//!
+//! Verification evaluates the code here (pure, constant-time) and hands the outcome to the
+//! store, which applies every rule that must hold across nodes in one transaction: the TOTP
+//! replay guard, per-factor and per-user failure limits, the per-challenge attempt limit and
+//! single use.
+
+use serde::Deserialize;
+use serde_json::json;
+use tessera_core::error::Entity;
+use tessera_core::seal::Sealed;
+use tessera_core::totp::{self, TotpSecret};
+use tessera_core::validate::{self, Problems, MAX_TEXT};
+use tessera_core::{id, otp, token, Error, FieldError};
+use tessera_store::{AttemptKind, ChallengeRow, FactorRow, Refusal, VerifyAttempt, VerifyOutcome};
+
+use super::events::{self, RequestMeta};
+use super::factors::{new_challenge, new_totp_factor, TOTP_SEAL_PURPOSE};
+use crate::views::{ChallengeView, FactorView};
+use crate::AppState;
+
+/// Purpose tag of one-time-code MACs.
+const OTP_MAC_PURPOSE: &str = "otp";
+const MAX_SMS_TEMPLATE: usize = 640;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct EnrollFactorRequest {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub phone_number: Option<String>,
+    pub totp_issuer: Option<String>,
+    pub totp_user: Option<String>,
+    pub user_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ChallengeRequest {
+    pub sms_template: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct VerifyRequest {
+    pub code: Option<String>,
+}
+
+fn required(p: &mut Problems, field: &str, v: &Option<String>) {
+    match v {
+        Some(v) => {
+            p.check(validate::required_text(field, v, MAX_TEXT));
+        }
+        None => p.push(FieldError::new(field, "string_required", format!("{field} is required."))),
+    }
+}
+
+/// `POST /auth/factors/enroll`.
+pub async fn enroll(state: &AppState, req: EnrollFactorRequest) -> Result<FactorView, Error> {
+    let mut p = Problems::default();
+    let kind = req.kind.clone().unwrap_or_default();
+    match kind.as_str() {
+        "totp" => {
+            required(&mut p, "totp_issuer", &req.totp_issuer);
+            required(&mut p, "totp_user", &req.totp_user);
+        }
+        "sms" => {
+            if req.phone_number.is_none() {
+                p.push(FieldError::new("phone_number", "string_required", "phone_number is required for sms factors."));
+            }
+        }
+        "generic_otp" => {}
+        "" => p.push(FieldError::new("type", "type_required", "type is required: totp, sms or generic_otp.")),
+        _ => p.push(FieldError::new("type", "invalid_type", "type must be one of totp, sms, generic_otp.")),
+    }
+    p.into_result()?;
+    let phone = match (&kind[..], &req.phone_number) {
+        ("sms", Some(raw)) => Some(otp::normalize_phone(raw).ok_or_else(|| Error::InvalidPhoneNumber(raw.chars().take(64).collect()))?),
+        _ => None,
+    };
+    if let Some(uid) = &req.user_id {
+        super::users::get(state, uid).await?;
+    }
+    let now = state.now();
+    let (row, secrets) = if kind == "totp" {
+        let (row, s) = new_totp_factor(
+            state,
+            now,
+            req.user_id.clone(),
+            req.totp_issuer.unwrap_or_default(),
+            req.totp_user.unwrap_or_default(),
+            TotpSecret::generate(),
+        )?;
+        (row, Some(s))
+    } else {
+        let row = FactorRow {
+            id: id::new_id(id::prefix::FACTOR, now),
+            user_id: req.user_id.clone(),
+            r#type: kind.clone(),
+            totp_issuer: None,
+            totp_user: None,
+            secret_key_id: None,
+            secret_sealed: None,
+            phone_number: phone,
+            last_totp_step: -1,
+            created_at: now.millis(),
+            updated_at: now.millis(),
+        };
+        (row, None)
+    };
+    state.store.insert_factor(&row, None).await?;
+    events::record(state, events::FACTOR_CREATED, json!({ "id": row.id, "type": row.r#type, "user_id": row.user_id })).await?;
+    Ok(FactorView::new(&row, secrets))
+}
+
+async fn get_factor_row(state: &AppState, factor_id: &str) -> Result<FactorRow, Error> {
+    if !id::has_prefix(factor_id, id::prefix::FACTOR) {
+        return Err(Error::not_found(Entity::AuthenticationFactor, factor_id));
+    }
+    state.store.get_factor(factor_id).await
+}
+
+/// `GET /auth/factors/:id` (never with secrets).
+pub async fn get(state: &AppState, factor_id: &str) -> Result<FactorView, Error> {
+    Ok(FactorView::new(&get_factor_row(state, factor_id).await?, None))
+}
+
+/// `DELETE /auth/factors/:id`: the factor and its open challenges go at once (ASVS 2.8.6).
+pub async fn delete(state: &AppState, factor_id: &str) -> Result<(), Error> {
+    let row = get_factor_row(state, factor_id).await?;
+    state.store.delete_factor(&row.id).await?;
+    events::record(state, events::FACTOR_DELETED, json!({ "id": row.id, "type": row.r#type, "user_id": row.user_id })).await
+}
+
+/// `POST /auth/factors/:id/challenge`.
+pub async fn challenge(state: &AppState, factor_id: &str, req: ChallengeRequest) -> Result<ChallengeView, Error> {
+    let factor = get_factor_row(state, factor_id).await?;
+    if let Some(t) = &req.sms_template {
+        let mut p = Problems::default();
+        p.check(validate::text("sms_template", t, MAX_SMS_TEMPLATE));
+        if !t.contains("{{code}}") {
+            p.push(FieldError::new("sms_template", "missing_code_placeholder", "sms_template must contain {{code}}."));
+        }
+        p.into_result()?;
+    }
+    let now = state.now();
+    let code = match factor.r#type.as_str() {
+        "sms" | "generic_otp" => Some(otp::new_code()),
+        _ => None,
+    };
+    let challenge_id = id::new_id(id::prefix::CHALLENGE, now);
+    let code_hash = code.as_ref().map(|c| state.keys.mac(OTP_MAC_PURPOSE, &challenge_id, c.as_bytes()));
+    let mut row = new_challenge(state, now, &factor.id, code_hash);
+    row.id = challenge_id;
+    if factor.r#type == "sms" {
+        let phone = factor.phone_number.clone().unwrap_or_default();
+        if let Err(retry_after_secs) = state.store.charge_sms_send(&phone, now.millis(), state.config.sms_rate).await? {
+            return Err(Error::RateLimited {
+                message: "Too many SMS messages were sent to this phone number. Try again later.".into(),
+                retry_after_secs,
+            });
+        }
+        let template = req.sms_template.as_deref().unwrap_or("Your verification code is {{code}}. It expires in 10 minutes.");
+        let body = template.replace("{{code}}", code.as_deref().unwrap_or_default());
+        state
+            .sms
+            .send(&phone, &body, &row.id, now.unix_seconds())
+            .await
+            .map_err(|e| {
+                tracing::warn!(challenge_id = %row.id, error = %e, "SMS delivery failed");
+                Error::SmsDeliveryFailed(e)
+            })?;
+    }
+    state.store.insert_challenge(&row).await?;
+    events::record(state, events::CHALLENGE_CREATED, json!({ "id": row.id, "authentication_factor_id": factor.id, "type": factor.r#type })).await?;
+    // Only generic OTP hands the code to the caller; SMS codes go to the phone only.
+    let shown = code.filter(|_| factor.r#type == "generic_otp");
+    Ok(ChallengeView::new(&row, shown))
+}
+
+/// Whether `code` is right for `factor`/`challenge`; for TOTP, the step it matched.
+fn evaluate(state: &AppState, factor: &FactorRow, challenge: &ChallengeRow, code: &str, unix_seconds: i64) -> Result<(bool, Option<i64>), Error> {
+    match factor.r#type.as_str() {
+        "totp" => {
+            let sealed = Sealed {
+                key_id: factor.secret_key_id.clone().unwrap_or_default(),
+                blob: factor.secret_sealed.clone().unwrap_or_default(),
+            };
+            let bytes = state.keys.open(TOTP_SEAL_PURPOSE, &factor.id, &sealed).map_err(Error::internal)?;
+            let secret = TotpSecret::from_bytes(bytes.to_vec());
+            let step = totp::verify(&secret, code, unix_seconds, state.config.totp_window);
+            Ok((step.is_some(), step))
+        }
+        _ => {
+            // Always compute the MAC, so a malformed code takes as long as a wrong one.
+            let mac = state.keys.mac(OTP_MAC_PURPOSE, &challenge.id, code.as_bytes());
+            let stored = challenge.code_hash.as_deref().unwrap_or_default();
+            Ok((otp::is_code_shaped(code) && token::ct_eq(&mac, stored), None))
+        }
+    }
+}
+
+fn refusal_error(r: Refusal, challenge_id: &str) -> Error {
+    match r {
+        Refusal::NotFound => Error::not_found(Entity::AuthenticationChallenge, challenge_id),
+        Refusal::AlreadyVerified => Error::ChallengePreviouslyVerified(challenge_id.to_owned()),
+        Refusal::Expired => Error::ChallengeExpired(challenge_id.to_owned()),
+        Refusal::TooManyAttempts => Error::TooManyAttempts(challenge_id.to_owned()),
+        Refusal::FactorRateLimited { retry_after_secs } => Error::RateLimited {
+            message: "Too many failed verifications for this authentication factor. Try again later.".into(),
+            retry_after_secs,
+        },
+        Refusal::UserRateLimited { retry_after_secs } => Error::RateLimited {
+            message: "Too many failed verifications for this user. Try again later.".into(),
+            retry_after_secs,
+        },
+    }
+}
+
+/// `POST /auth/challenges/:id/verify`: `(challenge, valid)`; a wrong code is `valid: false`.
+pub async fn verify(state: &AppState, challenge_id: &str, req: VerifyRequest, meta: &RequestMeta) -> Result<(ChallengeView, bool), Error> {
+    let code = match req.code {
+        Some(c) if !c.is_empty() => c,
+        _ => return Err(Error::invalid("code", "string_required", "code is required.")),
+    };
+    if code.len() > 64 {
+        return Err(Error::invalid("code", "string_too_long", "code must be at most 64 characters."));
+    }
+    if !id::has_prefix(challenge_id, id::prefix::CHALLENGE) {
+        return Err(Error::not_found(Entity::AuthenticationChallenge, challenge_id));
+    }
+    let now = state.now();
+    let max = state.config.max_challenge_attempts;
+    let challenge = state.store.find_challenge(challenge_id).await?;
+    let factor = match &challenge {
+        Some(c) => state.store.find_factor(&c.factor_id).await?,
+        None => None,
+    };
+    let (Some(challenge), Some(factor)) = (challenge, factor) else {
+        return Err(Error::not_found(Entity::AuthenticationChallenge, challenge_id));
+    };
+    let user = match &factor.user_id {
+        Some(uid) => state.store.find_user(uid).await?,
+        None => None,
+    };
+    let user_ref = user.as_ref().map(|u| (u.id.as_str(), u.email.as_str()));
+    let failed_event = |code: &str, message: &str| {
+        events::new_event(now, events::MFA_FAILED, events::mfa_data("failed", meta, user_ref, &factor.id, challenge_id, Some((code, message))))
+    };
+    // Refusals that need no evaluation are answered before any work (the store re-checks
+    // them atomically anyway).
+    if let Some(r) = tessera_store::challenge_refusal(Some(&challenge), now.millis(), max) {
+        if r == Refusal::TooManyAttempts {
+            state.store.insert_event(&failed_event("one_time_code_too_many_attempts", "The challenge has had too many attempts.")).await?;
+        }
+        return Err(refusal_error(r, challenge_id));
+    }
+    let (correct, totp_step) = evaluate(state, &factor, &challenge, &code, now.unix_seconds())?;
+    let attempt = VerifyAttempt {
+        challenge_id,
+        factor_id: &factor.id,
+        user_id: factor.user_id.as_deref(),
+        correct,
+        totp_step,
+        now: now.millis(),
+        max_attempts: max,
+        factor_rate: state.config.factor_failure_rate,
+        user_rate: state.config.user_failure_rate,
+    };
+    let make_event = |kind: AttemptKind| match kind {
+        AttemptKind::Succeeded => events::new_event(now, events::MFA_SUCCEEDED, events::mfa_data("succeeded", meta, user_ref, &factor.id, challenge_id, None)),
+        AttemptKind::Failed => failed_event("mfa_challenge_failed", "The MFA challenge has failed."),
+        AttemptKind::Replayed => failed_event("one_time_code_previously_used", "The code was already used; each TOTP code is accepted once."),
+    };
+    match state.store.verify_attempt(&attempt, &make_event).await? {
+        VerifyOutcome::Verified(c) => Ok((ChallengeView::new(&c, (factor.r#type == "generic_otp").then_some(code)), true)),
+        VerifyOutcome::Rejected { challenge, replayed } => {
+            if replayed {
+                tracing::warn!(factor_id = %factor.id, challenge_id, "TOTP code reuse refused (replay)");
+            }
+            Ok((ChallengeView::new(&challenge, None), false))
+        }
+        VerifyOutcome::Refused(r) => {
+            let logged = match r {
+                Refusal::TooManyAttempts => Some(("one_time_code_too_many_attempts", "The challenge has had too many attempts.")),
+                Refusal::FactorRateLimited { .. } | Refusal::UserRateLimited { .. } => Some(("rate_limit_exceeded", "Too many failed verifications.")),
+                Refusal::NotFound | Refusal::AlreadyVerified | Refusal::Expired => None,
+            };
+            if let Some((c, m)) = logged {
+                state.store.insert_event(&failed_event(c, m)).await?;
+            }
+            Err(refusal_error(r, challenge_id))
+        }
+    }
+}
