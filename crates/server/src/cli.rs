@@ -161,7 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         Command::Serve(args) => {
             config.listen = args.listen;
-            config.environment_name = args.environment_name;
+            config.environment_name = args.environment_name.clone();
             config.challenge_ttl_ms = args.challenge_ttl_seconds.saturating_mul(1000);
             config.max_connections = args.max_connections;
             config.totp_window = args.totp_window;
