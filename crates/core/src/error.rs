@@ -77,7 +77,10 @@ pub enum Error {
     /// 429 with `Retry-After`: too many failures (per factor or per user), or too many SMS
     /// to one number.
     #[error("{message}")]
-    RateLimited { message: String, retry_after_secs: i64 },
+    RateLimited {
+        message: String,
+        retry_after_secs: i64,
+    },
     /// 502 `sms_delivery_failed`: the SMS provider did not accept the message. No challenge
     /// was created.
     #[error("The SMS could not be delivered: {0}")]

@@ -46,9 +46,24 @@ mod tests {
 
     #[test]
     fn phone_numbers_normalise_to_e164() {
-        assert_eq!(normalize_phone("+1 (607) 351-7112").as_deref(), Some("+16073517112"));
-        assert_eq!(normalize_phone("+447700900123").as_deref(), Some("+447700900123"));
-        for bad in ["16073517112", "+", "+0123456789", "+1234567", "+1234567890123456", "+1 607 abc", "foo", ""] {
+        assert_eq!(
+            normalize_phone("+1 (607) 351-7112").as_deref(),
+            Some("+16073517112")
+        );
+        assert_eq!(
+            normalize_phone("+447700900123").as_deref(),
+            Some("+447700900123")
+        );
+        for bad in [
+            "16073517112",
+            "+",
+            "+0123456789",
+            "+1234567",
+            "+1234567890123456",
+            "+1 607 abc",
+            "foo",
+            "",
+        ] {
             assert_eq!(normalize_phone(bad), None, "{bad}");
         }
     }

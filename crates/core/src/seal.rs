@@ -148,8 +148,9 @@ impl KeyRing {
     /// MAC reveals nothing.
     pub fn mac(&self, purpose: &str, row_id: &str, data: &[u8]) -> Vec<u8> {
         use hmac::Mac;
-        let mut m = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(self.current.mac_key.as_ref())
-            .expect("HMAC accepts keys of any length");
+        let mut m =
+            <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(self.current.mac_key.as_ref())
+                .expect("HMAC accepts keys of any length");
         m.update(&Self::aad(purpose, row_id));
         m.update(b"\0");
         m.update(data);

@@ -69,15 +69,25 @@ struct ServeArgs {
     twilio_account_sid: Option<String>,
     #[arg(long, env = "TESSERA_TWILIO_FROM")]
     twilio_from: Option<String>,
-    #[arg(long, env = "TESSERA_TWILIO_BASE_URL", default_value = "https://api.twilio.com")]
+    #[arg(
+        long,
+        env = "TESSERA_TWILIO_BASE_URL",
+        default_value = "https://api.twilio.com"
+    )]
     twilio_base_url: String,
 }
 
 /// The SMS provider from flags and the secret environment variables.
 fn sms_provider(args: &ServeArgs) -> anyhow::Result<crate::config::SmsProvider> {
     use crate::config::SmsProvider;
-    let need = |v: &Option<String>, name: &str| v.clone().filter(|s| !s.is_empty()).ok_or_else(|| anyhow::anyhow!("{name} is required with this SMS provider"));
-    let secret = |name: &str| env_secret(name).ok_or_else(|| anyhow::anyhow!("{name} is required with this SMS provider"));
+    let need = |v: &Option<String>, name: &str| {
+        v.clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("{name} is required with this SMS provider"))
+    };
+    let secret = |name: &str| {
+        env_secret(name).ok_or_else(|| anyhow::anyhow!("{name} is required with this SMS provider"))
+    };
     Ok(match args.sms_provider.as_str() {
         "log" => SmsProvider::Log,
         "webhook" => SmsProvider::Webhook {

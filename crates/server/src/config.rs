@@ -12,7 +12,10 @@ pub enum SmsProvider {
     Log,
     /// POSTs `{to, body, challenge_id}` as JSON to `url`, signed with HMAC-SHA256 of
     /// `"<timestamp>.<body>"` under `secret` in `Tessera-Signature: t=<ts>,v1=<hex>`.
-    Webhook { url: String, secret: zeroize::Zeroizing<String> },
+    Webhook {
+        url: String,
+        secret: zeroize::Zeroizing<String>,
+    },
     /// The Twilio Messages API (`{base_url}/2010-04-01/Accounts/{sid}/Messages.json`).
     Twilio {
         base_url: String,

@@ -108,9 +108,11 @@ fn domain_response(e: Error) -> Response {
                 "errors": [{ "field": "password", "code": "password_too_weak", "message": problem }],
             }),
         ),
-        Error::InvalidPhoneNumber(_) => {
-            coded(StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone_number", message)
-        }
+        Error::InvalidPhoneNumber(_) => coded(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_phone_number",
+            message,
+        ),
         Error::ChallengeExpired(_) => coded(
             StatusCode::UNPROCESSABLE_ENTITY,
             "authentication_challenge_expired",
@@ -129,7 +131,11 @@ fn domain_response(e: Error) -> Response {
         Error::RateLimited {
             retry_after_secs, ..
         } => {
-            let mut r = coded(StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded", message);
+            let mut r = coded(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_exceeded",
+                message,
+            );
             r.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 HeaderValue::from(retry_after_secs.max(1)),

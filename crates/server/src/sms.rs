@@ -25,14 +25,26 @@ impl SmsSender {
     }
 
     /// Delivers `body` to `to`. `unix_seconds` stamps webhook signatures (injected clock).
-    pub async fn send(&self, to: &str, body: &str, challenge_id: &str, unix_seconds: i64) -> Result<(), String> {
+    pub async fn send(
+        &self,
+        to: &str,
+        body: &str,
+        challenge_id: &str,
+        unix_seconds: i64,
+    ) -> Result<(), String> {
         match &self.provider {
             SmsProvider::Log => {
-                tracing::warn!(to, challenge_id, message = body, "SMS (log provider, development only)");
+                tracing::warn!(
+                    to,
+                    challenge_id,
+                    message = body,
+                    "SMS (log provider, development only)"
+                );
                 Ok(())
             }
             SmsProvider::Webhook { url, secret } => {
-                let payload = json!({ "to": to, "body": body, "challenge_id": challenge_id }).to_string();
+                let payload =
+                    json!({ "to": to, "body": body, "challenge_id": challenge_id }).to_string();
                 let signature = webhook_signature(secret.as_bytes(), unix_seconds, &payload);
                 let resp = self
                     .http
@@ -45,8 +57,16 @@ impl SmsSender {
                     .map_err(|e| format!("webhook request failed: {e}"))?;
                 check(resp.status(), "webhook")
             }
-            SmsProvider::Twilio { base_url, account_sid, auth_token, from } => {
-                let url = format!("{}/2010-04-01/Accounts/{account_sid}/Messages.json", base_url.trim_end_matches('/'));
+            SmsProvider::Twilio {
+                base_url,
+                account_sid,
+                auth_token,
+                from,
+            } => {
+                let url = format!(
+                    "{}/2010-04-01/Accounts/{account_sid}/Messages.json",
+                    base_url.trim_end_matches('/')
+                );
                 let resp = self
                     .http
                     .post(url)
@@ -72,8 +92,12 @@ fn check(status: reqwest::StatusCode, who: &str) -> Result<(), String> {
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<payload>")>`. The timestamp inside the
 /// MAC lets receivers refuse replays of old deliveries.
 pub fn webhook_signature(secret: &[u8], unix_seconds: i64, payload: &str) -> String {
-    let mut m = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    let mut m = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(secret)
+        .expect("HMAC accepts keys of any length");
     m.update(format!("{unix_seconds}.").as_bytes());
     m.update(payload.as_bytes());
-    format!("t={unix_seconds},v1={}", data_encoding::HEXLOWER.encode(&m.finalize().into_bytes()))
+    format!(
+        "t={unix_seconds},v1={}",
+        data_encoding::HEXLOWER.encode(&m.finalize().into_bytes())
+    )
 }

@@ -199,9 +199,12 @@ impl Application {
     ) -> std::io::Result<()> {
         let app = crate::routes::router(self.state.clone());
         tracing::info!(address = %self.local_addr(), client_id = %self.state.client_id, "tessera is listening");
-        let r = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let r = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         self.state.store.close().await;
         r
     }

@@ -12,7 +12,8 @@ use crate::list::{ListParams, Page};
 use crate::rows::{ChallengeRow, EventRow};
 use crate::Store;
 
-const CHALLENGE_COLS: &str = "id, factor_id, code_hash, expires_at, verified_at, attempts, created_at, updated_at";
+const CHALLENGE_COLS: &str =
+    "id, factor_id, code_hash, expires_at, verified_at, attempts, created_at, updated_at";
 
 /// One verification attempt, already evaluated by the caller (the code check is pure).
 #[derive(Debug, Clone)]
@@ -44,7 +45,10 @@ pub enum VerifyOutcome {
     /// The code was right; the challenge is now verified (and the TOTP step consumed).
     Verified(ChallengeRow),
     /// The code was wrong or replayed; one attempt was used.
-    Rejected { challenge: ChallengeRow, replayed: bool },
+    Rejected {
+        challenge: ChallengeRow,
+        replayed: bool,
+    },
     /// Nothing was evaluated or changed.
     Refused(Refusal),
 }
@@ -61,7 +65,9 @@ pub enum Refusal {
 
 /// Why a challenge cannot take another attempt, judged from its row (`None`: it can).
 pub fn challenge_refusal(c: Option<&ChallengeRow>, now: i64, max_attempts: i64) -> Option<Refusal> {
-    let Some(c) = c else { return Some(Refusal::NotFound) };
+    let Some(c) = c else {
+        return Some(Refusal::NotFound);
+    };
     if c.verified_at.is_some() {
         Some(Refusal::AlreadyVerified)
     } else if c.attempts >= max_attempts {
@@ -76,7 +82,17 @@ pub fn challenge_refusal(c: Option<&ChallengeRow>, now: i64, max_attempts: i64) 
 /// `GREATEST(tat, now)` spelled so both SQLite and PostgreSQL accept it.
 macro_rules! later_of {
     ($col:literal, $now:literal) => {
-        concat!("(CASE WHEN ", $col, " > ", $now, " THEN ", $col, " ELSE ", $now, " END)")
+        concat!(
+            "(CASE WHEN ",
+            $col,
+            " > ",
+            $now,
+            " THEN ",
+            $col,
+            " ELSE ",
+            $now,
+            " END)"
+        )
     };
 }
 
@@ -160,13 +176,16 @@ impl Store {
                 .rows_affected();
             if n == 0 {
                 drop(tx);
-                let tat: Option<i64> = sqlx::query_scalar("SELECT fail_tat FROM auth_factors WHERE id = $1")
-                    .bind(a.factor_id)
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(internal)?;
+                let tat: Option<i64> =
+                    sqlx::query_scalar("SELECT fail_tat FROM auth_factors WHERE id = $1")
+                        .bind(a.factor_id)
+                        .fetch_optional(pool)
+                        .await
+                        .map_err(internal)?;
                 return Ok(VerifyOutcome::Refused(match tat {
-                    Some(tat) => Refusal::FactorRateLimited { retry_after_secs: a.factor_rate.retry_after_secs(tat, a.now) },
+                    Some(tat) => Refusal::FactorRateLimited {
+                        retry_after_secs: a.factor_rate.retry_after_secs(tat, a.now),
+                    },
                     None => Refusal::NotFound,
                 }));
             }
@@ -183,12 +202,13 @@ impl Store {
                     .rows_affected();
                 if n == 0 {
                     drop(tx);
-                    let tat: i64 = sqlx::query_scalar("SELECT mfa_fail_tat FROM users WHERE id = $1")
-                        .bind(uid)
-                        .fetch_optional(pool)
-                        .await
-                        .map_err(internal)?
-                        .unwrap_or(a.now);
+                    let tat: i64 =
+                        sqlx::query_scalar("SELECT mfa_fail_tat FROM users WHERE id = $1")
+                            .bind(uid)
+                            .fetch_optional(pool)
+                            .await
+                            .map_err(internal)?
+                            .unwrap_or(a.now);
                     return Ok(VerifyOutcome::Refused(Refusal::UserRateLimited {
                         retry_after_secs: a.user_rate.retry_after_secs(tat, a.now),
                     }));
@@ -204,12 +224,15 @@ impl Store {
                 .map_err(internal)?;
             let Some(challenge) = updated else {
                 drop(tx);
-                let current = sqlx::query_as::<_, ChallengeRow>(&format!("SELECT {CHALLENGE_COLS} FROM auth_challenges WHERE id = $1"))
-                    .bind(a.challenge_id)
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(internal)?;
-                let why = challenge_refusal(current.as_ref(), a.now, a.max_attempts).unwrap_or(Refusal::TooManyAttempts);
+                let current = sqlx::query_as::<_, ChallengeRow>(&format!(
+                    "SELECT {CHALLENGE_COLS} FROM auth_challenges WHERE id = $1"
+                ))
+                .bind(a.challenge_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(internal)?;
+                let why = challenge_refusal(current.as_ref(), a.now, a.max_attempts)
+                    .unwrap_or(Refusal::TooManyAttempts);
                 return Ok(VerifyOutcome::Refused(why));
             };
             let kind = match (correct, replayed) {
@@ -230,7 +253,10 @@ impl Store {
             Ok::<_, Error>(if correct {
                 VerifyOutcome::Verified(challenge)
             } else {
-                VerifyOutcome::Rejected { challenge, replayed }
+                VerifyOutcome::Rejected {
+                    challenge,
+                    replayed,
+                }
             })
         })?;
         Ok(outcome)
@@ -238,7 +264,12 @@ impl Store {
 
     /// Charges one SMS to `phone` against `rate`; `Err(retry_after_secs)` when the number has
     /// had its share. One upsert, so parallel sends cannot overshoot.
-    pub async fn charge_sms_send(&self, phone: &str, now: i64, rate: Rate) -> Result<Result<(), i64>, Error> {
+    pub async fn charge_sms_send(
+        &self,
+        phone: &str,
+        now: i64,
+        rate: Rate,
+    ) -> Result<Result<(), i64>, Error> {
         on_db!(self, write, |pool| {
             let tat: Option<i64> = sqlx::query_scalar(SMS_CHARGE)
                 .bind(phone)
@@ -251,11 +282,12 @@ impl Store {
             if tat.is_some() {
                 return Ok(Ok(()));
             }
-            let tat: i64 = sqlx::query_scalar("SELECT tat FROM sms_send_limits WHERE phone_number = $1")
-                .bind(phone)
-                .fetch_one(pool)
-                .await
-                .map_err(internal)?;
+            let tat: i64 =
+                sqlx::query_scalar("SELECT tat FROM sms_send_limits WHERE phone_number = $1")
+                    .bind(phone)
+                    .fetch_one(pool)
+                    .await
+                    .map_err(internal)?;
             Ok(Err(rate.retry_after_secs(tat, now)))
         })
     }
@@ -278,25 +310,35 @@ impl Store {
     }
 
     pub async fn insert_event(&self, e: &EventRow) -> Result<(), Error> {
-        on_db!(self, write, |pool| sqlx::query("INSERT INTO events (id, event, data, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&e.id)
-            .bind(&e.event)
-            .bind(&e.data)
-            .bind(e.created_at)
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .map_err(internal))
+        on_db!(self, write, |pool| sqlx::query(
+            "INSERT INTO events (id, event, data, created_at) VALUES ($1, $2, $3, $4)"
+        )
+        .bind(&e.id)
+        .bind(&e.event)
+        .bind(&e.data)
+        .bind(e.created_at)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(internal))
     }
 
     /// Events, optionally only those named in `names` and created in `[start, end)`.
-    pub async fn list_events(&self, names: &[String], start: Option<i64>, end: Option<i64>, p: &ListParams) -> Result<Page<EventRow>, Error> {
+    pub async fn list_events(
+        &self,
+        names: &[String],
+        start: Option<i64>,
+        end: Option<i64>,
+        p: &ListParams,
+    ) -> Result<Page<EventRow>, Error> {
         let s = p.scan();
         let mut params: Vec<Param> = vec![];
         let mut sql = String::from("SELECT id, event, data, created_at FROM events WHERE 1 = 1");
         if !names.is_empty() {
             let first = params.len() + 1;
-            let marks: Vec<String> = (first..first + names.len()).map(|i| format!("${i}")).collect();
+            let marks: Vec<String> = (first..first + names.len())
+                .map(|i| format!("${i}"))
+                .collect();
             sql += &format!(" AND event IN ({})", marks.join(", "));
             params.extend(names.iter().cloned().map(Param::Text));
         }

@@ -28,12 +28,22 @@ pub struct EventView {
 fn parse_time(field: &str, s: &str) -> Result<i64, Error> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
-        .map_err(|_| Error::Validation(vec![FieldError::new(field, "invalid_timestamp", format!("{field} must be an ISO 8601 timestamp such as 2026-01-01T00:00:00.000Z."))]))
+        .map_err(|_| {
+            Error::Validation(vec![FieldError::new(
+                field,
+                "invalid_timestamp",
+                format!("{field} must be an ISO 8601 timestamp such as 2026-01-01T00:00:00.000Z."),
+            )])
+        })
 }
 
 /// `events` may repeat (`events=a&events=b`, Python) or be comma-joined (`events=a,b`, Node);
 /// `events[]=a` is accepted too.
-async fn list(_: ApiKey, State(state): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Json<ListView<EventView>>> {
+async fn list(
+    _: ApiKey,
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<ListView<EventView>>> {
     let q = ListQuery::parse(q.as_deref(), id::prefix::EVENT)?;
     let names: Vec<String> = q
         .extra
@@ -47,8 +57,14 @@ async fn list(_: ApiKey, State(state): State<AppState>, RawQuery(q): RawQuery) -
     if names.len() > 50 {
         return Err(Error::invalid("events", "too_many_events", "At most 50 event names.").into());
     }
-    let start = q.get("range_start").map(|s| parse_time("range_start", s)).transpose()?;
-    let end = q.get("range_end").map(|s| parse_time("range_end", s)).transpose()?;
+    let start = q
+        .get("range_start")
+        .map(|s| parse_time("range_start", s))
+        .transpose()?;
+    let end = q
+        .get("range_end")
+        .map(|s| parse_time("range_end", s))
+        .transpose()?;
     let page = events::list(&state, &names, start, end, &q.params).await?;
     Ok(Json(ListView::from_page(page, |e| EventView {
         object: "event",

@@ -40,20 +40,35 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(512).collect());
-        Ok(Meta(RequestMeta { ip_address: ip, user_agent }))
+        Ok(Meta(RequestMeta {
+            ip_address: ip,
+            user_agent,
+        }))
     }
 }
 
-async fn enroll(_: ApiKey, State(state): State<AppState>, JsonBody(req): JsonBody<EnrollFactorRequest>) -> ApiResult<(StatusCode, Json<FactorView>)> {
+async fn enroll(
+    _: ApiKey,
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<EnrollFactorRequest>,
+) -> ApiResult<(StatusCode, Json<FactorView>)> {
     Ok((StatusCode::CREATED, Json(mfa::enroll(&state, req).await?)))
 }
 
-async fn read(_: ApiKey, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<FactorView>> {
+async fn read(
+    _: ApiKey,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<FactorView>> {
     Ok(Json(mfa::get(&state, &id).await?))
 }
 
 /// 204 No Content, as recorded from WorkOS.
-async fn remove(_: ApiKey, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn remove(
+    _: ApiKey,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     mfa::delete(&state, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -64,7 +79,10 @@ async fn challenge(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<ChallengeRequest>,
 ) -> ApiResult<(StatusCode, Json<ChallengeView>)> {
-    Ok((StatusCode::CREATED, Json(mfa::challenge(&state, &id, req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(mfa::challenge(&state, &id, req).await?),
+    ))
 }
 
 #[derive(Debug, Serialize)]
@@ -82,5 +100,8 @@ async fn verify(
     JsonBody(req): JsonBody<VerifyRequest>,
 ) -> ApiResult<(StatusCode, Json<VerifyResponse>)> {
     let (challenge, valid) = mfa::verify(&state, &id, req, &meta).await?;
-    Ok((StatusCode::CREATED, Json(VerifyResponse { challenge, valid })))
+    Ok((
+        StatusCode::CREATED,
+        Json(VerifyResponse { challenge, valid }),
+    ))
 }

@@ -58,9 +58,18 @@ pub fn mfa_data(
 }
 
 pub async fn record(state: &AppState, name: &str, data: Value) -> Result<(), Error> {
-    state.store.insert_event(&new_event(state.now(), name, data)).await
+    state
+        .store
+        .insert_event(&new_event(state.now(), name, data))
+        .await
 }
 
-pub async fn list(state: &AppState, names: &[String], start: Option<i64>, end: Option<i64>, params: &ListParams) -> Result<Page<EventRow>, Error> {
+pub async fn list(
+    state: &AppState,
+    names: &[String],
+    start: Option<i64>,
+    end: Option<i64>,
+    params: &ListParams,
+) -> Result<Page<EventRow>, Error> {
     state.store.list_events(names, start, end, params).await
 }

@@ -51,7 +51,11 @@ fn required(p: &mut Problems, field: &str, v: &Option<String>) {
         Some(v) => {
             p.check(validate::required_text(field, v, MAX_TEXT));
         }
-        None => p.push(FieldError::new(field, "string_required", format!("{field} is required."))),
+        None => p.push(FieldError::new(
+            field,
+            "string_required",
+            format!("{field} is required."),
+        )),
     }
 }
 
@@ -66,16 +70,31 @@ pub async fn enroll(state: &AppState, req: EnrollFactorRequest) -> Result<Factor
         }
         "sms" => {
             if req.phone_number.is_none() {
-                p.push(FieldError::new("phone_number", "string_required", "phone_number is required for sms factors."));
+                p.push(FieldError::new(
+                    "phone_number",
+                    "string_required",
+                    "phone_number is required for sms factors.",
+                ));
             }
         }
         "generic_otp" => {}
-        "" => p.push(FieldError::new("type", "type_required", "type is required: totp, sms or generic_otp.")),
-        _ => p.push(FieldError::new("type", "invalid_type", "type must be one of totp, sms, generic_otp.")),
+        "" => p.push(FieldError::new(
+            "type",
+            "type_required",
+            "type is required: totp, sms or generic_otp.",
+        )),
+        _ => p.push(FieldError::new(
+            "type",
+            "invalid_type",
+            "type must be one of totp, sms, generic_otp.",
+        )),
     }
     p.into_result()?;
     let phone = match (&kind[..], &req.phone_number) {
-        ("sms", Some(raw)) => Some(otp::normalize_phone(raw).ok_or_else(|| Error::InvalidPhoneNumber(raw.chars().take(64).collect()))?),
+        ("sms", Some(raw)) => Some(
+            otp::normalize_phone(raw)
+                .ok_or_else(|| Error::InvalidPhoneNumber(raw.chars().take(64).collect()))?,
+        ),
         _ => None,
     };
     if let Some(uid) = &req.user_id {
@@ -109,7 +128,12 @@ pub async fn enroll(state: &AppState, req: EnrollFactorRequest) -> Result<Factor
         (row, None)
     };
     state.store.insert_factor(&row, None).await?;
-    events::record(state, events::FACTOR_CREATED, json!({ "id": row.id, "type": row.r#type, "user_id": row.user_id })).await?;
+    events::record(
+        state,
+        events::FACTOR_CREATED,
+        json!({ "id": row.id, "type": row.r#type, "user_id": row.user_id }),
+    )
+    .await?;
     Ok(FactorView::new(&row, secrets))
 }
 
@@ -122,24 +146,40 @@ async fn get_factor_row(state: &AppState, factor_id: &str) -> Result<FactorRow, 
 
 /// `GET /auth/factors/:id` (never with secrets).
 pub async fn get(state: &AppState, factor_id: &str) -> Result<FactorView, Error> {
-    Ok(FactorView::new(&get_factor_row(state, factor_id).await?, None))
+    Ok(FactorView::new(
+        &get_factor_row(state, factor_id).await?,
+        None,
+    ))
 }
 
 /// `DELETE /auth/factors/:id`: the factor and its open challenges go at once (ASVS 2.8.6).
 pub async fn delete(state: &AppState, factor_id: &str) -> Result<(), Error> {
     let row = get_factor_row(state, factor_id).await?;
     state.store.delete_factor(&row.id).await?;
-    events::record(state, events::FACTOR_DELETED, json!({ "id": row.id, "type": row.r#type, "user_id": row.user_id })).await
+    events::record(
+        state,
+        events::FACTOR_DELETED,
+        json!({ "id": row.id, "type": row.r#type, "user_id": row.user_id }),
+    )
+    .await
 }
 
 /// `POST /auth/factors/:id/challenge`.
-pub async fn challenge(state: &AppState, factor_id: &str, req: ChallengeRequest) -> Result<ChallengeView, Error> {
+pub async fn challenge(
+    state: &AppState,
+    factor_id: &str,
+    req: ChallengeRequest,
+) -> Result<ChallengeView, Error> {
     let factor = get_factor_row(state, factor_id).await?;
     if let Some(t) = &req.sms_template {
         let mut p = Problems::default();
         p.check(validate::text("sms_template", t, MAX_SMS_TEMPLATE));
         if !t.contains("{{code}}") {
-            p.push(FieldError::new("sms_template", "missing_code_placeholder", "sms_template must contain {{code}}."));
+            p.push(FieldError::new(
+                "sms_template",
+                "missing_code_placeholder",
+                "sms_template must contain {{code}}.",
+            ));
         }
         p.into_result()?;
     }
@@ -149,18 +189,28 @@ pub async fn challenge(state: &AppState, factor_id: &str, req: ChallengeRequest)
         _ => None,
     };
     let challenge_id = id::new_id(id::prefix::CHALLENGE, now);
-    let code_hash = code.as_ref().map(|c| state.keys.mac(OTP_MAC_PURPOSE, &challenge_id, c.as_bytes()));
+    let code_hash = code
+        .as_ref()
+        .map(|c| state.keys.mac(OTP_MAC_PURPOSE, &challenge_id, c.as_bytes()));
     let mut row = new_challenge(state, now, &factor.id, code_hash);
     row.id = challenge_id;
     if factor.r#type == "sms" {
         let phone = factor.phone_number.clone().unwrap_or_default();
-        if let Err(retry_after_secs) = state.store.charge_sms_send(&phone, now.millis(), state.config.sms_rate).await? {
+        if let Err(retry_after_secs) = state
+            .store
+            .charge_sms_send(&phone, now.millis(), state.config.sms_rate)
+            .await?
+        {
             return Err(Error::RateLimited {
-                message: "Too many SMS messages were sent to this phone number. Try again later.".into(),
+                message: "Too many SMS messages were sent to this phone number. Try again later."
+                    .into(),
                 retry_after_secs,
             });
         }
-        let template = req.sms_template.as_deref().unwrap_or("Your verification code is {{code}}. It expires in 10 minutes.");
+        let template = req
+            .sms_template
+            .as_deref()
+            .unwrap_or("Your verification code is {{code}}. It expires in 10 minutes.");
         let body = template.replace("{{code}}", code.as_deref().unwrap_or_default());
         state
             .sms
@@ -172,30 +222,49 @@ pub async fn challenge(state: &AppState, factor_id: &str, req: ChallengeRequest)
             })?;
     }
     state.store.insert_challenge(&row).await?;
-    events::record(state, events::CHALLENGE_CREATED, json!({ "id": row.id, "authentication_factor_id": factor.id, "type": factor.r#type })).await?;
+    events::record(
+        state,
+        events::CHALLENGE_CREATED,
+        json!({ "id": row.id, "authentication_factor_id": factor.id, "type": factor.r#type }),
+    )
+    .await?;
     // Only generic OTP hands the code to the caller; SMS codes go to the phone only.
     let shown = code.filter(|_| factor.r#type == "generic_otp");
     Ok(ChallengeView::new(&row, shown))
 }
 
 /// Whether `code` is right for `factor`/`challenge`; for TOTP, the step it matched.
-fn evaluate(state: &AppState, factor: &FactorRow, challenge: &ChallengeRow, code: &str, unix_seconds: i64) -> Result<(bool, Option<i64>), Error> {
+fn evaluate(
+    state: &AppState,
+    factor: &FactorRow,
+    challenge: &ChallengeRow,
+    code: &str,
+    unix_seconds: i64,
+) -> Result<(bool, Option<i64>), Error> {
     match factor.r#type.as_str() {
         "totp" => {
             let sealed = Sealed {
                 key_id: factor.secret_key_id.clone().unwrap_or_default(),
                 blob: factor.secret_sealed.clone().unwrap_or_default(),
             };
-            let bytes = state.keys.open(TOTP_SEAL_PURPOSE, &factor.id, &sealed).map_err(Error::internal)?;
+            let bytes = state
+                .keys
+                .open(TOTP_SEAL_PURPOSE, &factor.id, &sealed)
+                .map_err(Error::internal)?;
             let secret = TotpSecret::from_bytes(bytes.to_vec());
             let step = totp::verify(&secret, code, unix_seconds, state.config.totp_window);
             Ok((step.is_some(), step))
         }
         _ => {
             // Always compute the MAC, so a malformed code takes as long as a wrong one.
-            let mac = state.keys.mac(OTP_MAC_PURPOSE, &challenge.id, code.as_bytes());
+            let mac = state
+                .keys
+                .mac(OTP_MAC_PURPOSE, &challenge.id, code.as_bytes());
             let stored = challenge.code_hash.as_deref().unwrap_or_default();
-            Ok((otp::is_code_shaped(code) && token::ct_eq(&mac, stored), None))
+            Ok((
+                otp::is_code_shaped(code) && token::ct_eq(&mac, stored),
+                None,
+            ))
         }
     }
 }
@@ -207,7 +276,9 @@ fn refusal_error(r: Refusal, challenge_id: &str) -> Error {
         Refusal::Expired => Error::ChallengeExpired(challenge_id.to_owned()),
         Refusal::TooManyAttempts => Error::TooManyAttempts(challenge_id.to_owned()),
         Refusal::FactorRateLimited { retry_after_secs } => Error::RateLimited {
-            message: "Too many failed verifications for this authentication factor. Try again later.".into(),
+            message:
+                "Too many failed verifications for this authentication factor. Try again later."
+                    .into(),
             retry_after_secs,
         },
         Refusal::UserRateLimited { retry_after_secs } => Error::RateLimited {
@@ -218,16 +289,34 @@ fn refusal_error(r: Refusal, challenge_id: &str) -> Error {
 }
 
 /// `POST /auth/challenges/:id/verify`: `(challenge, valid)`; a wrong code is `valid: false`.
-pub async fn verify(state: &AppState, challenge_id: &str, req: VerifyRequest, meta: &RequestMeta) -> Result<(ChallengeView, bool), Error> {
+pub async fn verify(
+    state: &AppState,
+    challenge_id: &str,
+    req: VerifyRequest,
+    meta: &RequestMeta,
+) -> Result<(ChallengeView, bool), Error> {
     let code = match req.code {
         Some(c) if !c.is_empty() => c,
-        _ => return Err(Error::invalid("code", "string_required", "code is required.")),
+        _ => {
+            return Err(Error::invalid(
+                "code",
+                "string_required",
+                "code is required.",
+            ))
+        }
     };
     if code.len() > 64 {
-        return Err(Error::invalid("code", "string_too_long", "code must be at most 64 characters."));
+        return Err(Error::invalid(
+            "code",
+            "string_too_long",
+            "code must be at most 64 characters.",
+        ));
     }
     if !id::has_prefix(challenge_id, id::prefix::CHALLENGE) {
-        return Err(Error::not_found(Entity::AuthenticationChallenge, challenge_id));
+        return Err(Error::not_found(
+            Entity::AuthenticationChallenge,
+            challenge_id,
+        ));
     }
     let now = state.now();
     let max = state.config.max_challenge_attempts;
@@ -237,7 +326,10 @@ pub async fn verify(state: &AppState, challenge_id: &str, req: VerifyRequest, me
         None => None,
     };
     let (Some(challenge), Some(factor)) = (challenge, factor) else {
-        return Err(Error::not_found(Entity::AuthenticationChallenge, challenge_id));
+        return Err(Error::not_found(
+            Entity::AuthenticationChallenge,
+            challenge_id,
+        ));
     };
     let user = match &factor.user_id {
         Some(uid) => state.store.find_user(uid).await?,
@@ -245,13 +337,30 @@ pub async fn verify(state: &AppState, challenge_id: &str, req: VerifyRequest, me
     };
     let user_ref = user.as_ref().map(|u| (u.id.as_str(), u.email.as_str()));
     let failed_event = |code: &str, message: &str| {
-        events::new_event(now, events::MFA_FAILED, events::mfa_data("failed", meta, user_ref, &factor.id, challenge_id, Some((code, message))))
+        events::new_event(
+            now,
+            events::MFA_FAILED,
+            events::mfa_data(
+                "failed",
+                meta,
+                user_ref,
+                &factor.id,
+                challenge_id,
+                Some((code, message)),
+            ),
+        )
     };
     // Refusals that need no evaluation are answered before any work (the store re-checks
     // them atomically anyway).
     if let Some(r) = tessera_store::challenge_refusal(Some(&challenge), now.millis(), max) {
         if r == Refusal::TooManyAttempts {
-            state.store.insert_event(&failed_event("one_time_code_too_many_attempts", "The challenge has had too many attempts.")).await?;
+            state
+                .store
+                .insert_event(&failed_event(
+                    "one_time_code_too_many_attempts",
+                    "The challenge has had too many attempts.",
+                ))
+                .await?;
         }
         return Err(refusal_error(r, challenge_id));
     }
@@ -268,13 +377,28 @@ pub async fn verify(state: &AppState, challenge_id: &str, req: VerifyRequest, me
         user_rate: state.config.user_failure_rate,
     };
     let make_event = |kind: AttemptKind| match kind {
-        AttemptKind::Succeeded => events::new_event(now, events::MFA_SUCCEEDED, events::mfa_data("succeeded", meta, user_ref, &factor.id, challenge_id, None)),
-        AttemptKind::Failed => failed_event("mfa_challenge_failed", "The MFA challenge has failed."),
-        AttemptKind::Replayed => failed_event("one_time_code_previously_used", "The code was already used; each TOTP code is accepted once."),
+        AttemptKind::Succeeded => events::new_event(
+            now,
+            events::MFA_SUCCEEDED,
+            events::mfa_data("succeeded", meta, user_ref, &factor.id, challenge_id, None),
+        ),
+        AttemptKind::Failed => {
+            failed_event("mfa_challenge_failed", "The MFA challenge has failed.")
+        }
+        AttemptKind::Replayed => failed_event(
+            "one_time_code_previously_used",
+            "The code was already used; each TOTP code is accepted once.",
+        ),
     };
     match state.store.verify_attempt(&attempt, &make_event).await? {
-        VerifyOutcome::Verified(c) => Ok((ChallengeView::new(&c, (factor.r#type == "generic_otp").then_some(code)), true)),
-        VerifyOutcome::Rejected { challenge, replayed } => {
+        VerifyOutcome::Verified(c) => Ok((
+            ChallengeView::new(&c, (factor.r#type == "generic_otp").then_some(code)),
+            true,
+        )),
+        VerifyOutcome::Rejected {
+            challenge,
+            replayed,
+        } => {
             if replayed {
                 tracing::warn!(factor_id = %factor.id, challenge_id, "TOTP code reuse refused (replay)");
             }
@@ -282,8 +406,13 @@ pub async fn verify(state: &AppState, challenge_id: &str, req: VerifyRequest, me
         }
         VerifyOutcome::Refused(r) => {
             let logged = match r {
-                Refusal::TooManyAttempts => Some(("one_time_code_too_many_attempts", "The challenge has had too many attempts.")),
-                Refusal::FactorRateLimited { .. } | Refusal::UserRateLimited { .. } => Some(("rate_limit_exceeded", "Too many failed verifications.")),
+                Refusal::TooManyAttempts => Some((
+                    "one_time_code_too_many_attempts",
+                    "The challenge has had too many attempts.",
+                )),
+                Refusal::FactorRateLimited { .. } | Refusal::UserRateLimited { .. } => {
+                    Some(("rate_limit_exceeded", "Too many failed verifications."))
+                }
                 Refusal::NotFound | Refusal::AlreadyVerified | Refusal::Expired => None,
             };
             if let Some((c, m)) = logged {

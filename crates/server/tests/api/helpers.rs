@@ -133,6 +133,57 @@ impl TestApp {
         Some(Self::spawn_with(db, cfg, ManualClock::new(Timestamp(T0))).await)
     }
 
+    /// Like [`TestApp::spawn`] with configuration changes.
+    pub async fn spawn_configured(
+        backend: Backend,
+        change: impl FnOnce(&mut Config),
+    ) -> Option<TestApp> {
+        let db = Arc::new(TestDb::new(backend).await?);
+        let mut cfg = config_for(&db);
+        change(&mut cfg);
+        Some(Self::spawn_with(db, cfg, ManualClock::new(Timestamp(T0))).await)
+    }
+
+    /// The TOTP code for `secret` at the server's clock, `delta` steps away.
+    pub fn totp_code(&self, secret_b32: &str, delta: i64) -> String {
+        use tessera_core::Clock;
+        let s = tessera_core::totp::TotpSecret::from_base32(secret_b32).unwrap();
+        let step = tessera_core::totp::step_at(self.clock.now().unix_seconds()) + delta;
+        tessera_core::totp::code_for_step(&s, step)
+    }
+
+    /// Enrols a standalone TOTP factor; returns (factor id, secret).
+    pub async fn totp_factor(&self, user_id: Option<&str>) -> (String, String) {
+        let mut body =
+            json!({ "type": "totp", "totp_issuer": "Foo Corp", "totp_user": "alan@example.com" });
+        if let Some(u) = user_id {
+            body["user_id"] = json!(u);
+        }
+        let (s, f) = self.post("/auth/factors/enroll", body).await;
+        assert_eq!(s, StatusCode::CREATED, "{f}");
+        (
+            f["id"].as_str().unwrap().to_owned(),
+            f["totp"]["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Challenges a factor; returns the challenge.
+    pub async fn challenge(&self, factor_id: &str) -> Value {
+        let (s, c) = self
+            .post(&format!("/auth/factors/{factor_id}/challenge"), json!({}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+        c
+    }
+
+    pub async fn verify(&self, challenge_id: &str, code: &str) -> (StatusCode, Value) {
+        self.post(
+            &format!("/auth/challenges/{challenge_id}/verify"),
+            json!({ "code": code }),
+        )
+        .await
+    }
+
     pub async fn spawn_with(db: Arc<TestDb>, cfg: Config, clock: ManualClock) -> TestApp {
         let app = Application::build(cfg, Arc::new(clock.clone()))
             .await

@@ -6,7 +6,11 @@ mod helpers;
 
 mod basics;
 mod cli;
+mod concurrency;
+mod events;
 mod factors;
-mod storage;
+mod mfa;
 mod sdk;
+mod sms;
+mod storage;
 mod users;

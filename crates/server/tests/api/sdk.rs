@@ -16,14 +16,20 @@ use crate::helpers::{Backend, TestApp, T0};
 const SEED_USER: &str = "user_01E4ZCR3C56J083X43JQXF3JK5";
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn sdk_dir() -> Option<PathBuf> {
     match std::env::var("TESSERA_SDK_DIR") {
         Ok(d) if !d.is_empty() => Some(PathBuf::from(d)),
         _ => {
-            assert!(std::env::var("TESSERA_REQUIRE_SDK_TESTS").is_err(), "TESSERA_REQUIRE_SDK_TESTS is set but TESSERA_SDK_DIR is not");
+            assert!(
+                std::env::var("TESSERA_REQUIRE_SDK_TESTS").is_err(),
+                "TESSERA_REQUIRE_SDK_TESTS is set but TESSERA_SDK_DIR is not"
+            );
             eprintln!("TESSERA_SDK_DIR unset: SDK conformance not run (use scripts/test)");
             None
         }
@@ -55,7 +61,13 @@ async fn server_with_seed_user() -> TestApp {
     app
 }
 
-async fn run(app: &TestApp, dir: PathBuf, program: &str, args: &[&str], extra_env: &[(&str, String)]) -> String {
+async fn run(
+    app: &TestApp,
+    dir: PathBuf,
+    program: &str,
+    args: &[&str],
+    extra_env: &[(&str, String)],
+) -> String {
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .current_dir(&dir)
@@ -65,10 +77,16 @@ async fn run(app: &TestApp, dir: PathBuf, program: &str, args: &[&str], extra_en
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    let out = cmd.output().await.unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let out = cmd
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{program} {args:?} failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{stdout}\n{stderr}"
+    );
     stdout
 }
 
@@ -77,22 +95,59 @@ async fn the_seeds_node_sample_runs_word_for_word_against_tessera() {
     let Some(_) = sdk_dir() else { return };
     let app = server_with_seed_user().await;
     let node = repo_root().join("tests/sdk/node");
-    run(&app, node.clone(), "node", &["--import", "./register.mjs", "seed-enroll.mjs"], &[]).await;
-    let (s, list) = app.get(&format!("/user_management/users/{SEED_USER}/auth_factors")).await;
+    run(
+        &app,
+        node.clone(),
+        "node",
+        &["--import", "./register.mjs", "seed-enroll.mjs"],
+        &[],
+    )
+    .await;
+    let (s, list) = app
+        .get(&format!("/user_management/users/{SEED_USER}/auth_factors"))
+        .await;
     assert_eq!(s, 200);
-    assert_eq!(list["data"].as_array().unwrap().len(), 1, "the sample enrolled one factor");
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        1,
+        "the sample enrolled one factor"
+    );
     let f = &list["data"][0];
-    assert_eq!(f["totp"], json!({ "issuer": "WorkOS", "user": "bob@example.com" }));
-    let printed = run(&app, node, "node", &["--import", "./register.mjs", "seed-list.mjs"], &[]).await;
-    assert!(printed.contains(f["id"].as_str().unwrap()), "the list sample printed the factor: {printed}");
+    assert_eq!(
+        f["totp"],
+        json!({ "issuer": "WorkOS", "user": "bob@example.com" })
+    );
+    let printed = run(
+        &app,
+        node,
+        "node",
+        &["--import", "./register.mjs", "seed-list.mjs"],
+        &[],
+    )
+    .await;
+    assert!(
+        printed.contains(f["id"].as_str().unwrap()),
+        "the list sample printed the factor: {printed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_sdk_conformance_suite_passes() {
     let Some(_) = sdk_dir() else { return };
     let app = server_with_seed_user().await;
-    let out = run(&app, repo_root().join("tests/sdk/node"), "node", &["conformance.mjs"], &[]).await;
-    assert!(out.lines().any(|l| l.starts_with("sdk-node: ") && l.ends_with(" 0 failed")), "{out}");
+    let out = run(
+        &app,
+        repo_root().join("tests/sdk/node"),
+        "node",
+        &["conformance.mjs"],
+        &[],
+    )
+    .await;
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("sdk-node: ") && l.ends_with(" 0 failed")),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,6 +155,17 @@ async fn the_python_sdk_conformance_suite_passes() {
     let Some(sdk) = sdk_dir() else { return };
     let app = server_with_seed_user().await;
     let py = sdk.join("python-v5").to_string_lossy().into_owned();
-    let out = run(&app, repo_root().join("tests/sdk/python"), "python3", &["conformance_v5.py"], &[("PYTHONPATH", py)]).await;
-    assert!(out.lines().any(|l| l.starts_with("sdk-python-v5: ") && l.ends_with(" 0 failed")), "{out}");
+    let out = run(
+        &app,
+        repo_root().join("tests/sdk/python"),
+        "python3",
+        &["conformance_v5.py"],
+        &[("PYTHONPATH", py)],
+    )
+    .await;
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("sdk-python-v5: ") && l.ends_with(" 0 failed")),
+        "{out}"
+    );
 }
