@@ -10,6 +10,7 @@ pub enum Entity {
     AuthenticationFactor,
     AuthenticationChallenge,
     ApiKey,
+    Client,
 }
 
 impl Entity {
@@ -20,6 +21,7 @@ impl Entity {
             Entity::AuthenticationFactor => "Authentication Factor",
             Entity::AuthenticationChallenge => "Authentication Challenge",
             Entity::ApiKey => "API Key",
+            Entity::Client => "Client",
         }
     }
 }
@@ -85,6 +87,23 @@ pub enum Error {
     /// was created.
     #[error("The SMS could not be delivered: {0}")]
     SmsDeliveryFailed(String),
+    /// 400 OAuth style `invalid_client`: wrong `client_id` or `client_secret`.
+    #[error("Invalid client credentials.")]
+    InvalidClient,
+    /// 400 OAuth style `invalid_grant` (bad or reused refresh token, unknown grant data).
+    #[error("{0}")]
+    InvalidGrant(String),
+    /// 400 OAuth style `unsupported_grant_type`.
+    #[error("The grant_type '{0}' is not supported.")]
+    UnsupportedGrantType(String),
+    /// 400 code style on `/user_management/authenticate` (`invalid_credentials`,
+    /// `invalid_one_time_code`, `invalid_pending_authentication_token`, ...).
+    #[error("{message}")]
+    AuthenticationFailed { code: &'static str, message: String },
+    /// 403: the sign-in needs another step (`mfa_challenge`, `mfa_enrollment`); the body is
+    /// complete (code, message, pending token, user, ...).
+    #[error("authentication flow interrupted")]
+    AuthenticationFlow(serde_json::Value),
     /// 401: missing, unknown or revoked API key.
     #[error("Unauthorized")]
     Unauthorized,

@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod error;
 pub mod id;
+pub mod jwt;
 pub mod limits;
 pub mod otp;
 pub mod password;

@@ -41,6 +41,28 @@ enum Command {
     /// Print this environment's client id.
     #[command(name = "client-id")]
     ClientId,
+    /// Environment settings, applied to running servers without a restart.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+    /// Access-token signing keys.
+    #[command(subcommand, name = "signing-keys")]
+    SigningKeys(SigningKeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SettingsCommand {
+    /// Require MFA for every password sign-in (`on`) or only for users with a factor (`off`).
+    #[command(name = "mfa-required")]
+    MfaRequired {
+        #[arg(value_parser = ["on", "off"])]
+        value: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SigningKeysCommand {
+    /// Make a new signing key; the old one stays in the JWKS until its tokens expire.
+    Rotate,
 }
 
 #[derive(Debug, clap::Args)]
@@ -185,6 +207,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let r = api_keys(&store, clock.as_ref(), cmd).await;
             store.close().await;
             r
+        }
+        Command::Settings(SettingsCommand::MfaRequired { value }) => {
+            let (store, _) = crate::startup::open_store(&config, clock.as_ref()).await?;
+            store.set_mfa_required(value == "on").await?;
+            store.close().await;
+            println!("mfa-required: {value}");
+            Ok(())
+        }
+        Command::SigningKeys(SigningKeysCommand::Rotate) => {
+            let keys = crate::startup::load_keys(&config)?;
+            let (store, _) = crate::startup::open_store(&config, clock.as_ref()).await?;
+            let kid =
+                crate::services::signin::rotate_signing_key(&store, &keys, clock.now()).await?;
+            store.close().await;
+            println!("{kid}");
+            Ok(())
         }
         Command::ClientId => {
             let (store, client_id) = crate::startup::open_store(&config, clock.as_ref()).await?;

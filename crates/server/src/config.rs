@@ -54,6 +54,15 @@ pub struct Config {
     /// SMS messages per phone number (against SMS pumping).
     pub sms_rate: Rate,
     pub sms_provider: SmsProvider,
+    /// `iss` of access tokens.
+    pub issuer: String,
+    /// Lifetime of access tokens (WorkOS: 5 minutes).
+    pub access_token_ttl_ms: i64,
+    /// Lifetime of pending authentication tokens between password and MFA.
+    pub pending_token_ttl_ms: i64,
+    /// Password failures allowed per account, and per client IP.
+    pub password_account_rate: Rate,
+    pub password_ip_rate: Rate,
     /// Print the first API key to the log when the database has none.
     pub bootstrap_api_key: bool,
 }
@@ -76,6 +85,11 @@ impl Config {
             user_failure_rate: Rate::new(100, 60 * 60 * 1000),
             sms_rate: Rate::new(5, 10 * 60 * 1000),
             sms_provider: SmsProvider::Log,
+            issuer: "tessera".to_owned(),
+            access_token_ttl_ms: 5 * 60 * 1000,
+            pending_token_ttl_ms: 10 * 60 * 1000,
+            password_account_rate: Rate::new(10, 15 * 60 * 1000),
+            password_ip_rate: Rate::new(100, 15 * 60 * 1000),
             bootstrap_api_key: true,
         }
     }

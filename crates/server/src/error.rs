@@ -145,6 +145,22 @@ fn domain_response(e: Error) -> Response {
         Error::SmsDeliveryFailed(_) => {
             coded(StatusCode::BAD_GATEWAY, "sms_delivery_failed", message)
         }
+        Error::InvalidClient => body(
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "invalid_client", "error_description": message }),
+        ),
+        Error::InvalidGrant(_) => body(
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "invalid_grant", "error_description": message }),
+        ),
+        Error::UnsupportedGrantType(_) => body(
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "unsupported_grant_type", "error_description": message }),
+        ),
+        Error::AuthenticationFailed { code, .. } => coded(StatusCode::BAD_REQUEST, code, message),
+        // 403 exactly: Python raises its MFA errors only for 403, Node would turn a 422 into
+        // an exception that drops the pending token.
+        Error::AuthenticationFlow(v) => body(StatusCode::FORBIDDEN, v),
         // The recorded WorkOS body is exactly this; Node ignores it, Ruby parses it as JSON.
         Error::Unauthorized => body(
             StatusCode::UNAUTHORIZED,

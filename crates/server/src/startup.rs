@@ -30,7 +30,7 @@ pub fn key_file_path(db_path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn load_keys(config: &Config) -> anyhow::Result<KeyRing> {
+pub fn load_keys(config: &Config) -> anyhow::Result<KeyRing> {
     let old = config
         .old_master_keys
         .iter()
@@ -175,6 +175,9 @@ impl Application {
             sms: crate::sms::SmsSender::new(config.sms_provider.clone()),
             config: Arc::new(config),
         };
+        crate::services::signin::ensure_signing_key(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(Application {
             listener,
             state,

@@ -15,8 +15,10 @@ pub mod list;
 mod mfa;
 mod queries;
 mod rows;
+mod signin;
 
 pub use db::{DatabaseUrl, DbKind, Store, StoreOptions};
 pub use list::{ListParams, Order, Page};
 pub use mfa::{challenge_refusal, AttemptKind, Refusal, VerifyAttempt, VerifyOutcome};
 pub use rows::*;
+pub use signin::{RefreshOutcome, SigningKeyRow};

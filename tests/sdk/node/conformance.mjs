@@ -8,12 +8,14 @@
 // non-zero when any check failed. Creates its own users (random emails), so it
 // can share a server with other suites; it deletes its main user at the end.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 import {
+  GenericServerException,
   NotFoundException,
   UnauthorizedException,
+  UnprocessableEntityException,
   WorkOS,
 } from '@workos-inc/node';
 
@@ -326,6 +328,262 @@ await check('userManagement.deleteUser resolves, then getUser rejects with NotFo
   await assert.rejects(workos.userManagement.getUser(id), NotFoundException);
   const list = await workos.userManagement.listUsers({ email });
   assert.equal(list.data.length, 0);
+});
+
+// ------------------------------------------------------------------ standalone MFA API
+// workos.mfa.*: /auth/factors/enroll, /auth/factors/:id, /auth/factors/:id/challenge,
+// /auth/challenges/:id/verify. Factors here belong to no user. The server allows 10
+// failed verifications per factor per 15 minutes (and the CI server's clock is frozen,
+// so that window never passes): every check with wrong codes uses its own factor.
+
+const NONEXISTENT_FACTOR = 'auth_factor_01XXXXXXXXXXXXXXXXXXXXXXXX';
+const SIX_DIGITS = /^\d{6}$/;
+
+// RFC 4648 base32 (no padding) -> bytes.
+function base32Decode(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const ch of text.replace(/=+$/, '').toUpperCase()) {
+    const i = alphabet.indexOf(ch);
+    if (i < 0) throw new Error(`not base32: ${ch}`);
+    value = (value << 5) | i;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((value >>> bits) & 0xff);
+    }
+  }
+  return Buffer.from(out);
+}
+
+// RFC 6238 TOTP: HMAC-SHA-1, 6 digits, 30 s steps.
+function totpCode(secret, unixSeconds) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(unixSeconds / 30)));
+  const mac = createHmac('sha1', base32Decode(secret)).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const n = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return String(n).padStart(6, '0');
+}
+
+// The server's clock is not necessarily ours (CI freezes it): take the time from the
+// created_at of a challenge the server has just made.
+function serverSeconds(challenge) {
+  const ms = Date.parse(challenge.createdAt);
+  assert.ok(Number.isFinite(ms), `unparseable createdAt ${challenge.createdAt}`);
+  return ms / 1000;
+}
+
+function otherCode(code, k = 1) {
+  return String((Number(code) + k) % 1_000_000).padStart(6, '0');
+}
+
+function assertChallenge(challenge, factorId) {
+  assert.equal(challenge.object, 'authentication_challenge');
+  assert.match(challenge.id, /^auth_challenge_[0-9A-HJKMNP-TV-Z]{26}$/);
+  assert.equal(challenge.authenticationFactorId, factorId);
+  assert.match(challenge.createdAt, TIMESTAMP);
+  assert.match(challenge.updatedAt, TIMESTAMP);
+  assert.match(challenge.expiresAt, TIMESTAMP);
+}
+
+const mfa = {};
+
+await check('mfa.enrollFactor totp (issuer/user) returns the factor with qrCode/secret/uri', async () => {
+  const factor = await workos.mfa.enrollFactor({ type: 'totp', issuer: 'Foo Corp', user: 'alice@example.com' });
+  assert.equal(factor.object, 'authentication_factor');
+  assert.match(factor.id, /^auth_factor_[0-9A-HJKMNP-TV-Z]{26}$/);
+  assert.equal(factor.type, 'totp');
+  assert.match(factor.createdAt, TIMESTAMP);
+  assert.match(factor.updatedAt, TIMESTAMP);
+  assert.equal(factor.sms, undefined);
+  assert.equal(factor.totp.issuer, 'Foo Corp');
+  assert.equal(factor.totp.user, 'alice@example.com');
+  assert.ok(factor.totp.qrCode.startsWith('data:image/png;base64,'), `qrCode: ${factor.totp.qrCode.slice(0, 40)}`);
+  const png = Buffer.from(factor.totp.qrCode.slice('data:image/png;base64,'.length), 'base64');
+  assert.deepEqual(png.subarray(0, 8), PNG_SIGNATURE, 'qrCode is a PNG');
+  assert.match(factor.totp.secret, BASE32_SECRET);
+  assert.ok(factor.totp.uri.startsWith('otpauth://totp/Foo%20Corp:alice@example.com?'), factor.totp.uri);
+  assert.ok(factor.totp.uri.includes(`secret=${factor.totp.secret}`), factor.totp.uri);
+  mfa.totp = factor;
+});
+
+await check('mfa.getFactor returns the totp factor without secrets', async () => {
+  const enrolled = need(mfa.totp, 'totp factor');
+  const factor = await workos.mfa.getFactor(enrolled.id);
+  assert.equal(factor.object, 'authentication_factor');
+  assert.equal(factor.id, enrolled.id);
+  assert.equal(factor.type, 'totp');
+  assert.equal(factor.createdAt, enrolled.createdAt);
+  assert.deepEqual(factor.totp, { issuer: 'Foo Corp', user: 'alice@example.com' });
+});
+
+await check('GET /auth/factors/:id on the wire carries no secret, qr_code or uri', async () => {
+  // The SDK's getFactor keeps only issuer/user, so look at the raw JSON.
+  const enrolled = need(mfa.totp, 'totp factor');
+  const { status, body } = await rawGet(`/auth/factors/${enrolled.id}`);
+  assert.equal(status, 200);
+  assert.equal(body.object, 'authentication_factor');
+  assert.equal(body.id, enrolled.id);
+  assert.equal(body.type, 'totp');
+  assert.deepEqual(body.totp, { issuer: 'Foo Corp', user: 'alice@example.com' }, JSON.stringify(body));
+  assert.ok(!JSON.stringify(body).includes(enrolled.totp.secret), 'secret leaked');
+});
+
+await check('mfa.enrollFactor sms (+15555550100) returns the factor with sms.phoneNumber', async () => {
+  const factor = await workos.mfa.enrollFactor({ type: 'sms', phoneNumber: '+15555550100' });
+  assert.equal(factor.object, 'authentication_factor');
+  assert.match(factor.id, /^auth_factor_[0-9A-HJKMNP-TV-Z]{26}$/);
+  assert.equal(factor.type, 'sms');
+  assert.equal(factor.totp, undefined);
+  assert.deepEqual(factor.sms, { phoneNumber: '+15555550100' });
+  const got = await workos.mfa.getFactor(factor.id);
+  assert.equal(got.type, 'sms');
+  assert.deepEqual(got.sms, { phoneNumber: '+15555550100' });
+  mfa.sms = factor;
+});
+
+await check('mfa.enrollFactor sms (not-a-phone) rejects with UnprocessableEntityException invalid_phone_number', async () => {
+  await assert.rejects(workos.mfa.enrollFactor({ type: 'sms', phoneNumber: 'not-a-phone' }), (err) => {
+    assert.ok(err instanceof UnprocessableEntityException, `got ${describe(err)}`);
+    assert.equal(err.status, 422);
+    assert.equal(err.code, 'invalid_phone_number');
+    return true;
+  });
+});
+
+await check('mfa.enrollFactor generic_otp returns a factor with neither totp nor sms', async () => {
+  const factor = await workos.mfa.enrollFactor({ type: 'generic_otp' });
+  assert.equal(factor.object, 'authentication_factor');
+  assert.match(factor.id, /^auth_factor_[0-9A-HJKMNP-TV-Z]{26}$/);
+  assert.equal(factor.type, 'generic_otp');
+  assert.equal(factor.totp, undefined);
+  assert.equal(factor.sms, undefined);
+  const got = await workos.mfa.getFactor(factor.id);
+  assert.equal(got.type, 'generic_otp');
+  mfa.otp = factor;
+});
+
+await check('mfa.challengeFactor generic_otp returns a challenge with a 6-digit code', async () => {
+  const factor = need(mfa.otp, 'generic_otp factor');
+  const challenge = await workos.mfa.challengeFactor({ authenticationFactorId: factor.id });
+  assertChallenge(challenge, factor.id);
+  assert.match(challenge.code, SIX_DIGITS);
+  assert.equal(Date.parse(challenge.expiresAt) - Date.parse(challenge.createdAt), 600000);
+  mfa.otpChallenge = challenge;
+});
+
+await check('mfa.verifyChallenge with a wrong code resolves valid: false', async () => {
+  const challenge = need(mfa.otpChallenge, 'generic_otp challenge');
+  const res = await workos.mfa.verifyChallenge({ authenticationChallengeId: challenge.id, code: otherCode(challenge.code) });
+  assert.equal(res.valid, false);
+  assert.equal(res.challenge.id, challenge.id);
+  assert.equal(res.challenge.authenticationFactorId, challenge.authenticationFactorId);
+});
+
+await check('mfa.verifyChallenge with the right code resolves valid: true', async () => {
+  const challenge = need(mfa.otpChallenge, 'generic_otp challenge');
+  const res = await workos.mfa.verifyChallenge({ authenticationChallengeId: challenge.id, code: challenge.code });
+  assert.equal(res.valid, true);
+  assert.equal(res.challenge.object, 'authentication_challenge');
+  assert.equal(res.challenge.id, challenge.id);
+  assert.equal(res.challenge.authenticationFactorId, challenge.authenticationFactorId);
+  mfa.otpVerified = true;
+});
+
+await check('mfa.verifyChallenge again rejects with UnprocessableEntityException authentication_challenge_previously_verified', async () => {
+  need(mfa.otpVerified, 'verified challenge');
+  const challenge = mfa.otpChallenge;
+  await assert.rejects(
+    workos.mfa.verifyChallenge({ authenticationChallengeId: challenge.id, code: challenge.code }),
+    (err) => {
+      assert.ok(err instanceof UnprocessableEntityException, `got ${describe(err)}`);
+      assert.equal(err.status, 422);
+      assert.equal(err.code, 'authentication_challenge_previously_verified');
+      return true;
+    },
+  );
+});
+
+await check('mfa.challengeFactor totp + verifyChallenge with the current TOTP code resolves valid: true', async () => {
+  const factor = need(mfa.totp, 'totp factor');
+  const challenge = await workos.mfa.challengeFactor({ authenticationFactorId: factor.id });
+  assertChallenge(challenge, factor.id);
+  assert.equal(challenge.code, undefined, 'a TOTP challenge carries no code');
+  const code = totpCode(factor.totp.secret, serverSeconds(challenge));
+  const res = await workos.mfa.verifyChallenge({ authenticationChallengeId: challenge.id, code });
+  assert.equal(res.valid, true, `code ${code} for server time ${challenge.createdAt}`);
+  assert.equal(res.challenge.id, challenge.id);
+  mfa.totpUsedCode = code;
+});
+
+await check('a new totp challenge verified with the same (already used) code resolves valid: false', async () => {
+  const factor = need(mfa.totp, 'totp factor');
+  const code = need(mfa.totpUsedCode, 'used TOTP code');
+  const challenge = await workos.mfa.challengeFactor({ authenticationFactorId: factor.id });
+  assertChallenge(challenge, factor.id);
+  const res = await workos.mfa.verifyChallenge({ authenticationChallengeId: challenge.id, code });
+  assert.equal(res.valid, false, 'a TOTP code is accepted once');
+  assert.equal(res.challenge.id, challenge.id);
+});
+
+await check('5 wrong codes, then the 6th attempt rejects with HTTP 400 one_time_code_too_many_attempts', async () => {
+  // A fresh factor: this check's 5 failures stay under the per-factor limit.
+  const factor = await workos.mfa.enrollFactor({ type: 'generic_otp' });
+  const challenge = await workos.mfa.challengeFactor({ authenticationFactorId: factor.id });
+  assert.match(challenge.code, SIX_DIGITS);
+  for (let i = 1; i <= 5; i += 1) {
+    const res = await workos.mfa.verifyChallenge({ authenticationChallengeId: challenge.id, code: otherCode(challenge.code, i) });
+    assert.equal(res.valid, false, `wrong code #${i}`);
+  }
+  // Even the right code is refused now.
+  await assert.rejects(
+    workos.mfa.verifyChallenge({ authenticationChallengeId: challenge.id, code: challenge.code }),
+    (err) => {
+      // 8.13 maps a 400 without `errors`/`error` to GenericServerException.
+      assert.ok(err instanceof GenericServerException, `got ${describe(err)}`);
+      assert.equal(err.status, 400);
+      assert.equal(err.rawData?.code, 'one_time_code_too_many_attempts', JSON.stringify(err.rawData));
+      return true;
+    },
+  );
+});
+
+await check('mfa.challengeFactor sms returns a challenge without a code', async () => {
+  // The server sends at most 5 SMS per phone number per 10 minutes, so the challenged
+  // factor gets a random number in the fictional +1 555-555-01xx range: repeated runs
+  // against one server do not hit that limit.
+  const phoneNumber = `+155555501${String(randomBytes(1)[0] % 100).padStart(2, '0')}`;
+  const factor = await workos.mfa.enrollFactor({ type: 'sms', phoneNumber });
+  assert.deepEqual(factor.sms, { phoneNumber });
+  const challenge = await workos.mfa.challengeFactor({ authenticationFactorId: factor.id });
+  assertChallenge(challenge, factor.id);
+  assert.equal(challenge.code, undefined, 'an SMS challenge carries no code');
+  await workos.mfa.deleteFactor(factor.id);
+});
+
+await check('mfa.deleteFactor resolves, then getFactor rejects with NotFoundException', async () => {
+  const factor = need(mfa.sms, 'sms factor');
+  const result = await workos.mfa.deleteFactor(factor.id);
+  assert.equal(result, undefined);
+  await assert.rejects(workos.mfa.getFactor(factor.id), (err) => {
+    assert.ok(err instanceof NotFoundException, `got ${describe(err)}`);
+    assert.equal(err.status, 404);
+    assert.equal(err.code, 'entity_not_found');
+    return true;
+  });
+});
+
+await check('mfa.getFactor(unknown id) rejects with NotFoundException', async () => {
+  await assert.rejects(workos.mfa.getFactor(NONEXISTENT_FACTOR), (err) => {
+    assert.ok(err instanceof NotFoundException, `got ${describe(err)}`);
+    assert.equal(err.status, 404);
+    assert.equal(err.code, 'entity_not_found');
+    assert.match(err.message, /not found/i);
+    return true;
+  });
 });
 
 console.log(`sdk-node: ${passed} passed, ${failed} failed`);

@@ -4,6 +4,7 @@
 pub mod events;
 pub mod health;
 pub mod mfa;
+pub mod signin;
 pub mod users;
 
 use axum::extract::DefaultBodyLimit;
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .merge(users::router())
         .merge(mfa::router())
         .merge(events::router())
+        .merge(signin::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))

@@ -4,6 +4,7 @@
 pub mod events;
 pub mod factors;
 pub mod mfa;
+pub mod signin;
 pub mod users;
 
 /// Deserialises a field that distinguishes "absent" (`None`) from explicit `null`

@@ -185,6 +185,14 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: Arc<TestDb>, cfg: Config, clock: ManualClock) -> TestApp {
+        // Server logs appear in a failing test's output (warnings and errors only).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let app = Application::build(cfg, Arc::new(clock.clone()))
             .await
             .expect("server builds");

@@ -11,6 +11,7 @@ mod events;
 mod factors;
 mod mfa;
 mod sdk;
+mod signin;
 mod sms;
 mod storage;
 mod users;

@@ -1,0 +1,409 @@
+//! `POST /user_management/authenticate`: password, MFA interruptions, the TOTP grant, tokens.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::TestApp;
+use crate::on_both_backends;
+
+on_both_backends!(
+    client_credentials_are_checked_in_the_oauth_style,
+    a_password_only_user_gets_tokens_verifiable_with_the_jwks,
+    wrong_passwords_and_unknown_emails_get_the_same_answer_and_are_throttled,
+    a_user_with_totp_is_challenged_then_signs_in_with_the_totp_grant,
+    required_mfa_makes_a_user_without_factors_enroll_first,
+    pending_tokens_are_single_use_and_expire,
+    refresh_tokens_rotate_and_a_reused_one_revokes_the_session,
+    the_same_pending_token_and_code_in_parallel_give_exactly_one_session,
+);
+
+async fn auth(app: &TestApp, body: Value) -> (StatusCode, Value) {
+    let mut b = body;
+    b["client_id"] = json!(app.client_id);
+    b["client_secret"] = json!(app.key);
+    let r = app
+        .http
+        .post(app.url("/user_management/authenticate"))
+        .json(&b)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+async fn password(app: &TestApp, email: &str, pw: &str) -> (StatusCode, Value) {
+    auth(
+        app,
+        json!({ "grant_type": "password", "email": email, "password": pw }),
+    )
+    .await
+}
+
+/// Checks an access token's ES256 signature against the server's JWKS with an independent
+/// JWT implementation, and returns its claims.
+async fn verify_jwt(app: &TestApp, token: &str) -> Value {
+    let (s, jwks) = app.get(&format!("/sso/jwks/{}", app.client_id)).await;
+    assert_eq!(s, StatusCode::OK);
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    let kid = header.kid.unwrap();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .expect("kid in JWKS");
+    let key = jsonwebtoken::DecodingKey::from_ec_components(
+        jwk["x"].as_str().unwrap(),
+        jwk["y"].as_str().unwrap(),
+    )
+    .unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.validate_exp = false; // the test clock is not the wall clock
+    v.required_spec_claims.clear();
+    jsonwebtoken::decode::<Value>(token, &key, &v)
+        .expect("valid signature")
+        .claims
+}
+
+async fn client_credentials_are_checked_in_the_oauth_style(app: TestApp) {
+    app.create_user("c@example.com").await;
+    for (id, secret) in [
+        (
+            "client_01JZZZZZZZZZZZZZZZZZZZZZZZ".to_owned(),
+            app.key.clone(),
+        ),
+        (app.client_id.clone(), "sk_nope".to_owned()),
+    ] {
+        let r = app.http.post(app.url("/user_management/authenticate"))
+            .json(&json!({ "grant_type": "password", "client_id": id, "client_secret": secret, "email": "c@example.com", "password": "correct horse battery" }))
+            .send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_client");
+        assert!(v["error_description"].is_string());
+    }
+    let (s, v) = auth(&app, json!({ "grant_type": "magic" })).await;
+    assert_eq!(
+        (s, v["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("unsupported_grant_type"))
+    );
+}
+
+async fn a_password_only_user_gets_tokens_verifiable_with_the_jwks(app: TestApp) {
+    let u = app.create_user("pw@example.com").await;
+    let (s, v) = password(&app, "PW@example.com", "correct horse battery").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["user"]["id"], u["id"]);
+    assert_eq!(v["authentication_method"], "Password");
+    assert_eq!(v["user"]["last_sign_in_at"], "2026-11-29T12:00:00.000Z");
+    let claims = verify_jwt(&app, v["access_token"].as_str().unwrap()).await;
+    assert_eq!(claims["sub"], u["id"]);
+    assert!(claims["sid"].as_str().unwrap().starts_with("session_"));
+    assert_eq!(claims["iat"], crate::helpers::T0 / 1000);
+    assert_eq!(claims["exp"], crate::helpers::T0 / 1000 + 300);
+    assert!(v["refresh_token"].as_str().unwrap().len() >= 32);
+    let (_, got) = app
+        .get(&format!(
+            "/user_management/users/{}",
+            u["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(got["last_sign_in_at"], "2026-11-29T12:00:00.000Z");
+    let (s, _) = app.get("/sso/jwks/client_01JZZZZZZZZZZZZZZZZZZZZZZZ").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+async fn wrong_passwords_and_unknown_emails_get_the_same_answer_and_are_throttled(app: TestApp) {
+    app.create_user("victim@example.com").await;
+    let (s1, v1) = password(&app, "victim@example.com", "wrong password").await;
+    let (s2, v2) = password(&app, "nobody@example.com", "wrong password").await;
+    assert_eq!(s1, StatusCode::BAD_REQUEST);
+    assert_eq!((s1, &v1), (s2, &v2), "no account enumeration");
+    assert_eq!(v1["code"], "invalid_credentials");
+    for _ in 0..9 {
+        password(&app, "victim@example.com", "wrong password").await;
+    }
+    let r = app.http.post(app.url("/user_management/authenticate"))
+        .json(&json!({ "grant_type": "password", "client_id": app.client_id, "client_secret": app.key, "email": "victim@example.com", "password": "correct horse battery" }))
+        .send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "10 failures per 15 minutes per account"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    app.clock.advance_millis(15 * 60 * 1000);
+    assert_eq!(
+        password(&app, "victim@example.com", "correct horse battery")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (_, ev) = app
+        .get("/events?events=authentication.password_failed")
+        .await;
+    assert_eq!(ev["data"].as_array().unwrap().len(), 10);
+}
+
+async fn a_user_with_totp_is_challenged_then_signs_in_with_the_totp_grant(app: TestApp) {
+    let u = app.create_user("mfa@example.com").await;
+    let uid = u["id"].as_str().unwrap();
+    let e = app.enroll_totp(uid, json!({ "type": "totp" })).await;
+    let fid = e["authentication_factor"]["id"].as_str().unwrap();
+    let secret = e["authentication_factor"]["totp"]["secret"]
+        .as_str()
+        .unwrap();
+    let (s, v) = password(&app, "mfa@example.com", "correct horse battery").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(v["code"], "mfa_challenge");
+    assert_eq!(
+        v["authentication_factors"],
+        json!([{ "id": fid, "type": "totp" }])
+    );
+    assert_eq!(v["user"]["id"], uid);
+    let pending = v["pending_authentication_token"].as_str().unwrap();
+    let c = app.challenge(fid).await;
+    let cid = c["id"].as_str().unwrap();
+    let grant = |code: String| json!({ "grant_type": "urn:workos:oauth:grant-type:mfa-totp", "code": code, "pending_authentication_token": pending, "authentication_challenge_id": cid });
+    let right = app.totp_code(secret, 0);
+    let wrong = if right == "000000" {
+        "111111".to_owned()
+    } else {
+        "000000".to_owned()
+    };
+    let (s, v) = auth(&app, grant(wrong)).await;
+    assert_eq!(
+        (s, v["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_one_time_code"))
+    );
+    let (s, v) = auth(&app, grant(right)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["user"]["id"], uid);
+    assert_eq!(
+        verify_jwt(&app, v["access_token"].as_str().unwrap()).await["sub"],
+        uid
+    );
+    let (_, ev) = app
+        .get("/events?events=authentication.mfa_succeeded,session.created")
+        .await;
+    assert_eq!(ev["data"].as_array().unwrap().len(), 2);
+}
+
+async fn required_mfa_makes_a_user_without_factors_enroll_first(app: TestApp) {
+    let u = app.create_user("enroll@example.com").await;
+    let uid = u["id"].as_str().unwrap();
+    app.state.store.set_mfa_required(true).await.unwrap();
+    let (s, v) = password(&app, "enroll@example.com", "correct horse battery").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(v["code"], "mfa_enrollment");
+    assert_eq!(v["user"]["id"], uid);
+    assert!(v.get("authentication_factors").is_none());
+    let pending = v["pending_authentication_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let e = app.enroll_totp(uid, json!({ "type": "totp" })).await;
+    let code = app.totp_code(
+        e["authentication_factor"]["totp"]["secret"]
+            .as_str()
+            .unwrap(),
+        0,
+    );
+    let (s, v) = auth(&app, json!({ "grant_type": "urn:workos:oauth:grant-type:mfa-totp", "code": code, "pending_authentication_token": pending, "authentication_challenge_id": e["authentication_challenge"]["id"] })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.state.store.set_mfa_required(false).await.unwrap();
+    let other = app.create_user("plain@example.com").await;
+    assert_eq!(
+        password(&app, "plain@example.com", "correct horse battery")
+            .await
+            .0,
+        StatusCode::OK,
+        "{other}"
+    );
+}
+
+async fn pending_tokens_are_single_use_and_expire(app: TestApp) {
+    let u = app.create_user("pending@example.com").await;
+    let uid = u["id"].as_str().unwrap();
+    let e = app.enroll_totp(uid, json!({ "type": "totp" })).await;
+    let fid = e["authentication_factor"]["id"].as_str().unwrap();
+    let secret = e["authentication_factor"]["totp"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, v) = password(&app, "pending@example.com", "correct horse battery").await;
+    let pending = v["pending_authentication_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let c = app.challenge(fid).await;
+    let g = |cid: &str, code: String, p: &str| json!({ "grant_type": "urn:workos:oauth:grant-type:mfa-totp", "code": code, "pending_authentication_token": p, "authentication_challenge_id": cid });
+    assert_eq!(
+        auth(
+            &app,
+            g(
+                c["id"].as_str().unwrap(),
+                app.totp_code(&secret, 0),
+                &pending
+            )
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    app.clock.advance_millis(30_000);
+    let c2 = app.challenge(fid).await;
+    let (s, v) = auth(
+        &app,
+        g(
+            c2["id"].as_str().unwrap(),
+            app.totp_code(&secret, 0),
+            &pending,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].clone()),
+        (
+            StatusCode::BAD_REQUEST,
+            json!("invalid_pending_authentication_token")
+        ),
+        "reused"
+    );
+
+    let (_, v) = password(&app, "pending@example.com", "correct horse battery").await;
+    let pending2 = v["pending_authentication_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.clock.advance_millis(10 * 60 * 1000);
+    let c3 = app.challenge(fid).await;
+    let (s, v) = auth(
+        &app,
+        g(
+            c3["id"].as_str().unwrap(),
+            app.totp_code(&secret, 0),
+            &pending2,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].clone()),
+        (
+            StatusCode::BAD_REQUEST,
+            json!("invalid_pending_authentication_token")
+        ),
+        "expired"
+    );
+
+    // Another user's challenge cannot finish this sign-in.
+    let (_, v) = password(&app, "pending@example.com", "correct horse battery").await;
+    let pending3 = v["pending_authentication_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = app.create_user("other@example.com").await;
+    let oe = app
+        .enroll_totp(other["id"].as_str().unwrap(), json!({ "type": "totp" }))
+        .await;
+    let ocode = app.totp_code(
+        oe["authentication_factor"]["totp"]["secret"]
+            .as_str()
+            .unwrap(),
+        0,
+    );
+    let (s, v) = auth(
+        &app,
+        g(
+            oe["authentication_challenge"]["id"].as_str().unwrap(),
+            ocode,
+            &pending3,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].clone()),
+        (
+            StatusCode::BAD_REQUEST,
+            json!("invalid_authentication_challenge")
+        )
+    );
+}
+
+async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_session(app: TestApp) {
+    app.create_user("refresh@example.com").await;
+    let (_, v) = password(&app, "refresh@example.com", "correct horse battery").await;
+    let r1 = v["refresh_token"].as_str().unwrap().to_owned();
+    let sid = verify_jwt(&app, v["access_token"].as_str().unwrap()).await["sid"].clone();
+    let (s, v2) = auth(
+        &app,
+        json!({ "grant_type": "refresh_token", "refresh_token": r1 }),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v2}");
+    let r2 = v2["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(r1, r2);
+    assert_eq!(
+        verify_jwt(&app, v2["access_token"].as_str().unwrap()).await["sid"],
+        sid,
+        "same session"
+    );
+    let (s, v) = auth(
+        &app,
+        json!({ "grant_type": "refresh_token", "refresh_token": r1 }),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant")),
+        "reuse detected"
+    );
+    let (s, _) = auth(
+        &app,
+        json!({ "grant_type": "refresh_token", "refresh_token": r2 }),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "the whole session is revoked");
+    let (s, _) = auth(
+        &app,
+        json!({ "grant_type": "refresh_token", "refresh_token": "nope" }),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+async fn the_same_pending_token_and_code_in_parallel_give_exactly_one_session(app: TestApp) {
+    let u = app.create_user("race@example.com").await;
+    let e = app
+        .enroll_totp(u["id"].as_str().unwrap(), json!({ "type": "totp" }))
+        .await;
+    let code = app.totp_code(
+        e["authentication_factor"]["totp"]["secret"]
+            .as_str()
+            .unwrap(),
+        0,
+    );
+    let (_, v) = password(&app, "race@example.com", "correct horse battery").await;
+    let body = json!({ "grant_type": "urn:workos:oauth:grant-type:mfa-totp", "code": code, "pending_authentication_token": v["pending_authentication_token"], "authentication_challenge_id": e["authentication_challenge"]["id"] });
+    let mut tasks = vec![];
+    for _ in 0..16 {
+        let http = app.http.clone();
+        let url = app.url("/user_management/authenticate");
+        let mut b = body.clone();
+        b["client_id"] = json!(app.client_id);
+        b["client_secret"] = json!(app.key);
+        tasks.push(tokio::spawn(async move {
+            http.post(url).json(&b).send().await.unwrap().status()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap() == StatusCode::OK {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1);
+    let (_, ev) = app.get("/events?events=session.created").await;
+    assert_eq!(ev["data"].as_array().unwrap().len(), 1);
+}
