@@ -407,3 +407,82 @@ async fn the_same_pending_token_and_code_in_parallel_give_exactly_one_session(ap
     let (_, ev) = app.get("/events?events=session.created").await;
     assert_eq!(ev["data"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mfa_required_set_from_the_cli_takes_effect_on_a_running_server() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    app.create_user("cli@example.com").await;
+    assert_eq!(
+        password(&app, "cli@example.com", "correct horse battery")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let db = app.db.url.sqlite_path().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args([
+            "--database-url",
+            db.to_str().unwrap(),
+            "settings",
+            "mfa-required",
+            "on",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (s, v) = password(&app, "cli@example.com", "correct horse battery").await;
+    assert_eq!(
+        (s, v["code"].clone()),
+        (StatusCode::FORBIDDEN, json!("mfa_enrollment")),
+        "no restart needed"
+    );
+}
+
+on_both_backends!(a_rotated_signing_key_stays_in_the_jwks_until_its_tokens_expire);
+
+async fn a_rotated_signing_key_stays_in_the_jwks_until_its_tokens_expire(app: TestApp) {
+    app.create_user("rot@example.com").await;
+    let (_, v) = password(&app, "rot@example.com", "correct horse battery").await;
+    let old_token = v["access_token"].as_str().unwrap().to_owned();
+    let old_kid = jsonwebtoken::decode_header(&old_token)
+        .unwrap()
+        .kid
+        .unwrap();
+    app.clock.advance_millis(1000);
+    use tessera_core::Clock;
+    let new_kid = tessera_server::services::signin::rotate_signing_key(
+        &app.state.store,
+        &app.state.keys,
+        app.clock.now(),
+    )
+    .await
+    .unwrap();
+    assert_ne!(old_kid, new_kid);
+    let (_, v) = password(&app, "rot@example.com", "correct horse battery").await;
+    let new_token = v["access_token"].as_str().unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(new_token).unwrap().kid.unwrap(),
+        new_kid
+    );
+    verify_jwt(&app, &old_token).await;
+    verify_jwt(&app, new_token).await;
+    app.clock.advance_millis(5 * 60 * 1000);
+    let (_, jwks) = app.get(&format!("/sso/jwks/{}", app.client_id)).await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kids,
+        [new_kid.as_str()],
+        "the old key is gone once its tokens have expired"
+    );
+}
