@@ -147,14 +147,28 @@ impl KeyRing {
     /// brute-force offline (a 6-digit code has only 10^6 values): without the master key the
     /// MAC reveals nothing.
     pub fn mac(&self, purpose: &str, row_id: &str, data: &[u8]) -> Vec<u8> {
+        Self::mac_with(&self.current, purpose, row_id, data)
+    }
+
+    fn mac_with(key: &MasterKey, purpose: &str, row_id: &str, data: &[u8]) -> Vec<u8> {
         use hmac::Mac;
-        let mut m =
-            <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(self.current.mac_key.as_ref())
-                .expect("HMAC accepts keys of any length");
+        let mut m = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key.mac_key.as_ref())
+            .expect("HMAC accepts keys of any length");
         m.update(&Self::aad(purpose, row_id));
         m.update(b"\0");
         m.update(data);
         m.finalize().into_bytes().to_vec()
+    }
+
+    /// Whether `stored` is the MAC of `data` under any key of the ring (so open challenges
+    /// survive a master-key rotation), compared in constant time.
+    pub fn mac_matches(&self, purpose: &str, row_id: &str, data: &[u8], stored: &[u8]) -> bool {
+        let mut any = subtle::Choice::from(0u8);
+        for key in std::iter::once(&self.current).chain(self.old.iter()) {
+            let m = Self::mac_with(key, purpose, row_id, data);
+            any |= subtle::ConstantTimeEq::ct_eq(m.as_slice(), stored);
+        }
+        bool::from(any)
     }
 
     /// Opens a value sealed by any key of the ring for the same purpose and row.
@@ -209,6 +223,20 @@ mod tests {
         assert_ne!(a, r.mac("otp", "c2", b"123456"));
         assert_ne!(a, r.mac("otp", "c1", b"123457"));
         assert_ne!(a, ring().mac("otp", "c1", b"123456"));
+        assert!(r.mac_matches("otp", "c1", b"123456", &a));
+        assert!(!r.mac_matches("otp", "c1", b"123457", &a));
+    }
+
+    #[test]
+    fn macs_made_before_a_rotation_still_match_after_it() {
+        let (old, old_b64) = MasterKey::generate();
+        let before = KeyRing::new(old, vec![]);
+        let m = before.mac("otp", "c", b"1");
+        let after = KeyRing::new(
+            MasterKey::generate().0,
+            vec![MasterKey::from_base64(&old_b64).unwrap()],
+        );
+        assert!(after.mac_matches("otp", "c", b"1", &m));
     }
 
     #[test]

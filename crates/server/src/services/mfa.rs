@@ -11,7 +11,7 @@ use tessera_core::error::Entity;
 use tessera_core::seal::Sealed;
 use tessera_core::totp::{self, TotpSecret};
 use tessera_core::validate::{self, Problems, MAX_TEXT};
-use tessera_core::{id, otp, token, Error, FieldError};
+use tessera_core::{id, otp, Error, FieldError};
 use tessera_store::{AttemptKind, ChallengeRow, FactorRow, Refusal, VerifyAttempt, VerifyOutcome};
 
 use super::events::{self, RequestMeta};
@@ -207,10 +207,11 @@ pub async fn challenge(
                 retry_after_secs,
             });
         }
-        let template = req
-            .sms_template
-            .as_deref()
-            .unwrap_or("Your verification code is {{code}}. It expires in 10 minutes.");
+        let default = format!(
+            "Your verification code is {{{{code}}}}. It expires in {} minutes.",
+            (state.config.challenge_ttl_ms / 60_000).max(1)
+        );
+        let template = req.sms_template.as_deref().unwrap_or(&default);
         let body = template.replace("{{code}}", code.as_deref().unwrap_or_default());
         state
             .sms
@@ -257,14 +258,12 @@ fn evaluate(
         }
         _ => {
             // Always compute the MAC, so a malformed code takes as long as a wrong one.
-            let mac = state
-                .keys
-                .mac(OTP_MAC_PURPOSE, &challenge.id, code.as_bytes());
             let stored = challenge.code_hash.as_deref().unwrap_or_default();
-            Ok((
-                otp::is_code_shaped(code) && token::ct_eq(&mac, stored),
-                None,
-            ))
+            let matches =
+                state
+                    .keys
+                    .mac_matches(OTP_MAC_PURPOSE, &challenge.id, code.as_bytes(), stored);
+            Ok((otp::is_code_shaped(code) && matches, None))
         }
     }
 }

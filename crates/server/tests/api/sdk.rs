@@ -38,8 +38,8 @@ fn sdk_dir() -> Option<PathBuf> {
 
 async fn server_with_seed_user() -> TestApp {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    // The SDK suites read real time (their TOTP codes, their clocks); nothing they check
-    // depends on it, but keep the server's clock near the present for realistic timestamps.
+    // The suites compute TOTP codes from the server's time (a fresh challenge's
+    // `created_at`), so they pass on this frozen clock as on a real one.
     app.clock.set(tessera_core::Timestamp(T0));
     let row = UserRow {
         id: SEED_USER.into(),
