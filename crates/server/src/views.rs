@@ -8,8 +8,9 @@ use serde::Serialize;
 use tessera_core::Timestamp;
 use tessera_store::{ChallengeRow, FactorRow, Page, UserRow};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
+    #[schema(value_type = String)]
     pub object: &'static str,
     pub id: String,
     pub email: String,
@@ -19,10 +20,14 @@ pub struct UserView {
     pub name: Option<String>,
     pub profile_picture_url: Option<String>,
     pub external_id: Option<String>,
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub locale: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_sign_in_at: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -49,7 +54,7 @@ impl From<&UserRow> for UserView {
 
 /// `totp` of a factor. The three secret-bearing fields are present only in enroll responses;
 /// get and list never return them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TotpView {
     pub issuer: String,
     pub user: String,
@@ -61,13 +66,14 @@ pub struct TotpView {
     pub uri: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SmsView {
     pub phone_number: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FactorView {
+    #[schema(value_type = String)]
     pub object: &'static str,
     pub id: String,
     #[serde(rename = "type")]
@@ -78,7 +84,9 @@ pub struct FactorView {
     pub totp: Option<TotpView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sms: Option<SmsView>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -125,16 +133,20 @@ impl FactorView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChallengeView {
+    #[schema(value_type = String)]
     pub object: &'static str,
     pub id: String,
     pub authentication_factor_id: String,
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: Timestamp,
     /// Only for generic OTP challenges: the code the caller must deliver.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -152,7 +164,7 @@ impl ChallengeView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListMetadata {
     pub before: Option<String>,
     pub after: Option<String>,
@@ -160,8 +172,9 @@ pub struct ListMetadata {
 
 /// `{"object":"list","data":[...],"list_metadata":{"before":..,"after":..}}`; absent cursors
 /// are JSON `null` (Go's iterator loops forever on `""`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListView<T> {
+    #[schema(value_type = String)]
     pub object: &'static str,
     pub data: Vec<T>,
     pub list_metadata: ListMetadata,
@@ -180,8 +193,11 @@ impl<T> ListView<T> {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EnrolledFactorView {
     pub authentication_factor: FactorView,
     pub authentication_challenge: ChallengeView,
 }
+
+pub type UserList = ListView<UserView>;
+pub type FactorList = ListView<FactorView>;

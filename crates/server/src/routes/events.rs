@@ -1,27 +1,33 @@
 //! `GET /events`: the audit trail in the WorkOS Events API shape.
 
 use axum::extract::{RawQuery, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use serde::Serialize;
 use tessera_core::{id, Error, FieldError, Timestamp};
 
 use crate::error::ApiResult;
 use crate::extract::{ApiKey, ListQuery};
+use crate::openapi::{UnauthorizedBody, ValidationErrorBody};
+use crate::routes::docs::EventListQuery;
 use crate::services::events;
 use crate::views::ListView;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/events", get(list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventView {
+    #[schema(value_type = String)]
     pub object: &'static str,
     pub id: String,
     pub event: String,
+    #[schema(value_type = Object)]
     pub data: serde_json::Value,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
@@ -39,6 +45,14 @@ fn parse_time(field: &str, s: &str) -> Result<i64, Error> {
 
 /// `events` may repeat (`events=a&events=b`, Python) or be comma-joined (`events=a,b`, Node);
 /// `events[]=a` is accepted too.
+/// The audit trail: enrolments, challenges, verifications, sign-ins, deletions.
+#[utoipa::path(get, path = "/events", tag = "events", params(EventListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of events", body = ListView<EventView>),
+        (status = 401, description = "Missing or invalid API key", body = UnauthorizedBody),
+        (status = 422, description = "Invalid query parameters", body = ValidationErrorBody),
+    ))]
 async fn list(
     _: ApiKey,
     State(state): State<AppState>,

@@ -1,6 +1,7 @@
 //! The router: one module per resource, each exposing `router()`, merged here with the
 //! cross-cutting layers (request ids, body limit, panic catcher, JSON fallbacks).
 
+pub mod docs;
 pub mod events;
 pub mod health;
 pub mod mfa;
@@ -17,16 +18,31 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use crate::error::ApiError;
 use crate::AppState;
 
-pub fn router(state: AppState) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
-    let body_limit = state.config.body_limit_bytes;
-    Router::new()
+/// Every documented route, with the OpenAPI document they make up.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    utoipa_axum::router::OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(users::router())
         .merge(mfa::router())
         .merge(events::router())
         .merge(signin::router())
-        .fallback(|| async { ApiError::RouteNotFound })
+        .split_for_parts()
+}
+
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let body_limit = state.config.body_limit_bytes;
+    let (api, doc) = api();
+    let doc_json: std::sync::Arc<str> = crate::openapi::json(&doc).into();
+    api.route(
+        "/openapi.json",
+        axum::routing::get(move || {
+            let body = doc_json.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()) }
+        }),
+    )
+    .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(

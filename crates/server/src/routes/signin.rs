@@ -1,23 +1,34 @@
 //! `POST /user_management/authenticate` and `GET /sso/jwks/:client_id`.
 
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use tessera_core::error::Entity;
 use tessera_core::Error;
 
 use crate::error::ApiResult;
 use crate::extract::JsonBody;
+use crate::openapi::{AuthErrorBody, ErrorBody, NotFoundBody, ValidationErrorBody};
 use crate::routes::mfa::Meta;
 use crate::services::signin::{self, AuthenticateRequest, AuthenticateResponse};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/user_management/authenticate", post(authenticate))
-        .route("/sso/jwks/{client_id}", get(jwks))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(authenticate)).routes(routes!(jwks))
 }
 
+/// Sign in: `password`, `urn:workos:oauth:grant-type:mfa-totp` or `refresh_token`.
+#[utoipa::path(post, path = "/user_management/authenticate", tag = "sign-in", request_body = AuthenticateRequest,
+    responses(
+        (status = 200, description = "Signed in", body = AuthenticateResponse),
+        (status = 400, description = "Bad client, grant, credentials, code or pending token", body = AuthErrorBody),
+        (status = 403, description = "`mfa_challenge` or `mfa_enrollment`: finish with the TOTP grant", body = Object),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "A field required by the grant is missing", body = ValidationErrorBody),
+        (status = 429, description = "Too many failures (`Retry-After`)", body = ErrorBody),
+    ))]
 /// Client credentials travel in the body (`client_id`, `client_secret`), as every SDK sends
 /// them; the bearer header is not required here.
 async fn authenticate(
@@ -28,6 +39,12 @@ async fn authenticate(
     Ok(Json(signin::authenticate(&state, req, &meta).await?))
 }
 
+#[utoipa::path(get, path = "/sso/jwks/{client_id}", tag = "sign-in",
+    params(("client_id" = String, Path, description = "This environment's client id")),
+    responses(
+        (status = 200, description = "The JWK set", body = Object),
+        (status = 404, description = "Unknown client id", body = NotFoundBody),
+    ))]
 /// Public keys for verifying access tokens; no auth, as JWKS endpoints are.
 async fn jwks(
     State(state): State<AppState>,

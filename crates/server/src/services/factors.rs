@@ -13,7 +13,7 @@ use crate::AppState;
 /// The purpose tag of sealed TOTP secrets (part of the AES-GCM associated data).
 pub const TOTP_SEAL_PURPOSE: &str = "totp";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct EnrollUserFactorRequest {
     #[serde(rename = "type")]

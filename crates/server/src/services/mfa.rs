@@ -23,7 +23,7 @@ use crate::AppState;
 const OTP_MAC_PURPOSE: &str = "otp";
 const MAX_SMS_TEMPLATE: usize = 640;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct EnrollFactorRequest {
     #[serde(rename = "type")]
@@ -34,13 +34,13 @@ pub struct EnrollFactorRequest {
     pub user_id: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ChallengeRequest {
     pub sms_template: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct VerifyRequest {
     pub code: Option<String>,

@@ -20,7 +20,7 @@ const PASSWORD_FAILED: &str = "authentication.password_failed";
 const SESSION_CREATED: &str = "session.created";
 const SESSION_REVOKED: &str = "session.revoked";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct AuthenticateRequest {
     pub grant_type: Option<String>,
@@ -36,12 +36,13 @@ pub struct AuthenticateRequest {
     pub user_agent: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuthenticateResponse {
     pub user: UserView,
     pub access_token: String,
     pub refresh_token: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub authentication_method: Option<&'static str>,
 }
 

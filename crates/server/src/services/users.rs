@@ -10,7 +10,7 @@ use tessera_store::{ListParams, Page, UserRow};
 
 use crate::AppState;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct CreateUserRequest {
     pub email: Option<String>,
@@ -23,6 +23,7 @@ pub struct CreateUserRequest {
     pub email_verified: Option<bool>,
     pub profile_picture_url: Option<String>,
     pub external_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
     pub locale: Option<String>,
 }
@@ -30,7 +31,7 @@ pub struct CreateUserRequest {
 /// Omitted fields stay unchanged. `null` also leaves a field unchanged (Ruby v5 sends nulls
 /// for every unset option), except for the fields WorkOS documents as nullable on update
 /// (`external_id`, `locale`), where `null` clears the value.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UpdateUserRequest {
     pub email: Option<String>,
@@ -43,10 +44,13 @@ pub struct UpdateUserRequest {
     pub email_verified: Option<bool>,
     pub profile_picture_url: Option<String>,
     #[serde(deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<String>)]
     pub external_id: Option<Option<String>>,
     /// Merged into the existing metadata; a `null` value deletes that key.
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
     #[serde(deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<String>)]
     pub locale: Option<Option<String>>,
 }
 

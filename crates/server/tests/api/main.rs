@@ -10,6 +10,7 @@ mod concurrency;
 mod events;
 mod factors;
 mod mfa;
+mod openapi;
 mod sdk;
 mod signin;
 mod sms;
