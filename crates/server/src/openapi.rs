@@ -25,7 +25,15 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("sk_...").description(Some("An API key (`sk_...`), created with `tessera api-keys create`.")).build()),
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("sk_...")
+                    .description(Some(
+                        "An API key (`sk_...`), created with `tessera api-keys create`.",
+                    ))
+                    .build(),
+            ),
         );
     }
 }

@@ -23,14 +23,16 @@ pub enum RefreshOutcome {
     /// The token was fresh and is now used; the session (id, user id) goes on.
     Rotated { session_id: String, user_id: String },
     /// The token had been used before: the session is now revoked.
-    ReuseDetected,
+    ReuseDetected { session_id: String },
     /// Unknown token, or its session is revoked.
     Invalid,
 }
 
 const KEY_COLS: &str = "kid, secret_key_id, secret_sealed, public_jwk, created_at, retired_at";
-const IP_GATE: &str =
-    "INSERT INTO ip_password_limits (ip, tat) VALUES ($1, $2) ON CONFLICT (ip) DO NOTHING";
+/// `$1` key, `$2` now, `$3` interval, `$4` window; no row returned means the limit is reached.
+const PASSWORD_CHARGE: &str = "INSERT INTO password_limits (limit_key, tat) VALUES ($1, $2 + $3) \
+     ON CONFLICT (limit_key) DO UPDATE SET tat = (CASE WHEN password_limits.tat > $2 THEN password_limits.tat ELSE $2 END) + $3 \
+     WHERE (CASE WHEN password_limits.tat > $2 THEN password_limits.tat ELSE $2 END) + $3 - $2 <= $4 RETURNING tat";
 
 impl Store {
     pub async fn set_mfa_required(&self, on: bool) -> Result<(), Error> {
@@ -44,75 +46,54 @@ impl Store {
         .map_err(internal))
     }
 
-    /// Whether the account and the IP may try a password now (no charge).
-    pub async fn password_gate(
+    /// Charges one password attempt to every `(key, rate)` before the password is checked, in
+    /// one transaction of conditional upserts: parallel attempts cannot overshoot a limit.
+    /// `Err(retry_after_secs)` when any key is at its limit (nothing is charged then). A
+    /// successful sign-in refunds its charge with [`Store::refund_password_attempt`].
+    pub async fn charge_password_attempt(
         &self,
-        user_id: Option<&str>,
-        ip: &str,
+        keys: &[(&str, Rate)],
         now: i64,
-        account: Rate,
-        per_ip: Rate,
-    ) -> Result<Option<i64>, Error> {
-        let (user_tat, ip_tat) = on_db!(self, read, |pool| {
-            let u: Option<i64> = match user_id {
-                Some(id) => sqlx::query_scalar("SELECT password_fail_tat FROM users WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(internal)?,
-                None => None,
-            };
-            let i: Option<i64> =
-                sqlx::query_scalar("SELECT tat FROM ip_password_limits WHERE ip = $1")
-                    .bind(ip)
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(internal)?;
-            Ok::<_, Error>((u, i))
-        })?;
-        let mut wait = None;
-        if let Some(t) = user_tat.filter(|t| !account.allows(*t, now)) {
-            wait = Some(account.retry_after_secs(t, now));
-        }
-        if let Some(t) = ip_tat.filter(|t| !per_ip.allows(*t, now)) {
-            wait = Some(wait.unwrap_or(0).max(per_ip.retry_after_secs(t, now)));
-        }
-        Ok(wait)
-    }
-
-    /// Charges one password failure to the account (if known) and the IP, atomically each.
-    pub async fn charge_password_failure(
-        &self,
-        user_id: Option<&str>,
-        ip: &str,
-        now: i64,
-        account: Rate,
-        per_ip: Rate,
-    ) -> Result<(), Error> {
+    ) -> Result<Result<(), i64>, Error> {
         on_db!(self, write, |pool| {
             let mut tx = pool.begin().await.map_err(internal)?;
-            if let Some(id) = user_id {
-                sqlx::query("UPDATE users SET password_fail_tat = (CASE WHEN password_fail_tat > $2 THEN password_fail_tat ELSE $2 END) + $3 WHERE id = $1")
-                    .bind(id)
+            for (key, rate) in keys {
+                let tat: Option<i64> = sqlx::query_scalar(PASSWORD_CHARGE)
+                    .bind(key)
                     .bind(now)
-                    .bind(account.interval_ms())
+                    .bind(rate.interval_ms())
+                    .bind(rate.window_ms)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(internal)?;
+                if tat.is_none() {
+                    drop(tx);
+                    let tat: i64 =
+                        sqlx::query_scalar("SELECT tat FROM password_limits WHERE limit_key = $1")
+                            .bind(key)
+                            .fetch_one(pool)
+                            .await
+                            .map_err(internal)?;
+                    return Ok(Err(rate.retry_after_secs(tat, now)));
+                }
+            }
+            tx.commit().await.map_err(internal)?;
+            Ok(Ok(()))
+        })
+    }
+
+    /// Gives back the charge of an attempt that succeeded: only failures count.
+    pub async fn refund_password_attempt(&self, keys: &[(&str, Rate)]) -> Result<(), Error> {
+        on_db!(self, write, |pool| {
+            let mut tx = pool.begin().await.map_err(internal)?;
+            for (key, rate) in keys {
+                sqlx::query("UPDATE password_limits SET tat = tat - $2 WHERE limit_key = $1")
+                    .bind(key)
+                    .bind(rate.interval_ms())
                     .execute(&mut *tx)
                     .await
                     .map_err(internal)?;
             }
-            sqlx::query(IP_GATE)
-                .bind(ip)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(internal)?;
-            sqlx::query("UPDATE ip_password_limits SET tat = (CASE WHEN tat > $2 THEN tat ELSE $2 END) + $3 WHERE ip = $1")
-                .bind(ip)
-                .bind(now)
-                .bind(per_ip.interval_ms())
-                .execute(&mut *tx)
-                .await
-                .map_err(internal)?;
             tx.commit().await.map_err(internal)
         })
     }
@@ -335,7 +316,7 @@ impl Store {
             .rows_affected();
             tx.commit().await.map_err(internal)?;
             Ok(if n == 1 {
-                RefreshOutcome::ReuseDetected
+                RefreshOutcome::ReuseDetected { session_id }
             } else {
                 RefreshOutcome::Invalid
             })

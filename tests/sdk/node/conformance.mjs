@@ -7,13 +7,15 @@
 // Prints one line per check and finally `sdk-node: N passed, M failed`; exits
 // non-zero when any check failed. Creates its own users (random emails), so it
 // can share a server with other suites; it deletes its main user at the end.
+// The sign-in checks need TESSERA_CLIENT_ID (authenticateWith* send it as client_id).
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, createPublicKey, randomBytes, verify as verifySignature } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 import {
   GenericServerException,
   NotFoundException,
+  OauthException,
   UnauthorizedException,
   UnprocessableEntityException,
   WorkOS,
@@ -584,6 +586,279 @@ await check('mfa.getFactor(unknown id) rejects with NotFoundException', async ()
     assert.match(err.message, /not found/i);
     return true;
   });
+});
+
+// ------------------------------------------------------------------ sign-in
+// POST /user_management/authenticate through userManagement.authenticateWith*. Every
+// check signs in a fresh user (random email): each TOTP code is accepted once per factor,
+// and the server throttles failed passwords per account.
+//
+// 8.13 has no dedicated MFA exception: a 403 `mfa_challenge` body (code style, no `error`,
+// no `errors`) becomes GenericServerException with the whole body in `.rawData`. The OAuth
+// style 400 `{error: "invalid_grant", ...}` becomes OauthException (`.error`).
+
+const signin = {};
+const signinPassword = `Tessera-${randomBytes(9).toString('base64url')}-9!`;
+const COOKIE_PASSWORD = randomBytes(32).toString('hex'); // iron needs >= 32 characters
+
+async function signinUser(tag) {
+  return workos.userManagement.createUser({
+    email: `sdk-node-${tag}-${suffix}@example.com`,
+    password: signinPassword,
+  });
+}
+
+function jwtPart(part) {
+  return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+}
+
+// The token must be an ES256 JWT whose `kid` is published at the SDK's JWKS URL
+// (GET /sso/jwks/:clientId, fetched without an API key, as jose does), and whose
+// signature verifies with that key. Returns the header and claims.
+async function verifyAccessToken(token) {
+  assert.equal(typeof token, 'string');
+  const parts = token.split('.');
+  assert.equal(parts.length, 3, `a JWT has three parts: ${token.slice(0, 40)}`);
+  const header = jwtPart(parts[0]);
+  const claims = jwtPart(parts[1]);
+  assert.equal(header.alg, 'ES256', JSON.stringify(header));
+  assert.equal(typeof header.kid, 'string', JSON.stringify(header));
+  const url = workos.userManagement.getJwksUrl(need(CLIENT_ID, 'TESSERA_CLIENT_ID'));
+  assert.equal(url, `${base.origin}/sso/jwks/${CLIENT_ID}`);
+  const res = await fetch(url, { headers: { Accept: 'application/json' } });
+  const text = await res.text();
+  assert.equal(res.status, 200, `GET ${url}: ${text}`);
+  assert.match(res.headers.get('content-type') ?? '', /application\/json/);
+  const jwks = JSON.parse(text);
+  assert.ok(Array.isArray(jwks.keys), text);
+  const jwk = jwks.keys.find((k) => k.kid === header.kid);
+  assert.ok(jwk, `kid ${header.kid} is not in the JWKS: ${text}`);
+  assert.equal(jwk.kty, 'EC', text);
+  assert.equal(jwk.crv, 'P-256', text);
+  const key = createPublicKey({ key: jwk, format: 'jwk' });
+  const valid = verifySignature(
+    'sha256',
+    Buffer.from(`${parts[0]}.${parts[1]}`),
+    { key, dsaEncoding: 'ieee-p1363' },
+    Buffer.from(parts[2], 'base64url'),
+  );
+  assert.ok(valid, 'the ES256 signature verifies with the JWKS key');
+  return { header, claims };
+}
+
+function assertTokens(res, user) {
+  assert.equal(res.user.object, 'user');
+  assert.equal(res.user.id, user.id);
+  assert.equal(res.user.email, user.email);
+  assert.match(res.user.lastSignInAt, TIMESTAMP);
+  assert.equal(typeof res.accessToken, 'string');
+  assert.equal(typeof res.refreshToken, 'string');
+  assert.ok(res.refreshToken.length >= 20, `refresh token ${res.refreshToken}`);
+  assert.notEqual(res.refreshToken, res.accessToken);
+}
+
+await check('userManagement.authenticateWithPassword (user without factors) resolves with user, tokens, authenticationMethod Password', async () => {
+  const user = await signinUser('pw');
+  const res = await workos.userManagement.authenticateWithPassword({
+    clientId: need(CLIENT_ID, 'TESSERA_CLIENT_ID'),
+    email: user.email,
+    password: signinPassword,
+  });
+  assertTokens(res, user);
+  assert.equal(res.authenticationMethod, 'Password');
+  assert.equal(res.organizationId, undefined);
+  signin.pwUser = user;
+  signin.pw = res;
+});
+
+await check('the access token is an ES256 JWT whose kid is in GET /sso/jwks/:clientId (signature verified)', async () => {
+  const res = need(signin.pw, 'password sign-in');
+  const { header, claims } = await verifyAccessToken(res.accessToken);
+  assert.equal(header.typ ?? 'JWT', 'JWT');
+  assert.equal(claims.sub, signin.pwUser.id);
+  assert.match(claims.sid, /^session_[0-9A-HJKMNP-TV-Z]{26}$/);
+  assert.equal(typeof claims.iat, 'number');
+  assert.equal(typeof claims.exp, 'number');
+  assert.ok(claims.exp > claims.iat, JSON.stringify(claims));
+  // iat is the server's sign-in time, as is user.last_sign_in_at.
+  assert.equal(claims.iat, Math.floor(Date.parse(res.user.lastSignInAt) / 1000), JSON.stringify(claims));
+  signin.sid = claims.sid;
+});
+
+await check('authenticateWithPassword({session: {sealSession}}) + authenticateWithSessionCookie verify the token through the SDK (jose + JWKS)', async () => {
+  const user = need(signin.pwUser, 'password user');
+  const res = await workos.userManagement.authenticateWithPassword({
+    clientId: CLIENT_ID,
+    email: user.email,
+    password: signinPassword,
+    session: { sealSession: true, cookiePassword: COOKIE_PASSWORD },
+  });
+  assertTokens(res, user);
+  assert.equal(typeof res.sealedSession, 'string');
+  const { claims } = await verifyAccessToken(res.accessToken);
+  const session = await workos.userManagement.authenticateWithSessionCookie({
+    sessionData: res.sealedSession,
+    cookiePassword: COOKIE_PASSWORD,
+  });
+  // jose checks `exp` against this machine's clock. A server with a frozen clock (sdk.rs:
+  // 2026-11-29T12:00:00Z, tokens valid 5 minutes) issues tokens that this machine may see as
+  // expired; then the SDK must say exactly that (a signature or key problem is a failure).
+  if (Date.now() / 1000 < claims.exp) {
+    assert.equal(session.authenticated, true, JSON.stringify(session));
+    assert.equal(session.sessionId, claims.sid);
+    assert.equal(session.user.id, user.id);
+    assert.equal(session.accessToken, res.accessToken);
+  } else {
+    assert.deepEqual(session, { authenticated: false, reason: 'invalid_jwt' });
+  }
+});
+
+await check('userManagement.authenticateWithRefreshToken rotates the refresh token; the new access token keeps the session', async () => {
+  const first = need(signin.pw, 'password sign-in');
+  const sid = need(signin.sid, 'session id');
+  const res = await workos.userManagement.authenticateWithRefreshToken({
+    clientId: CLIENT_ID,
+    refreshToken: first.refreshToken,
+  });
+  assert.equal(res.user.id, signin.pwUser.id);
+  assert.equal(typeof res.accessToken, 'string');
+  assert.equal(typeof res.refreshToken, 'string');
+  assert.notEqual(res.refreshToken, first.refreshToken, 'a new refresh token');
+  const { claims } = await verifyAccessToken(res.accessToken);
+  assert.equal(claims.sub, signin.pwUser.id);
+  assert.equal(claims.sid, sid, 'same session');
+  signin.refreshed = res;
+});
+
+await check('reusing a rotated refresh token rejects with OauthException invalid_grant, and revokes the session', async () => {
+  const first = need(signin.pw, 'password sign-in');
+  const second = need(signin.refreshed, 'refreshed tokens');
+  const invalidGrant = (err) => {
+    assert.ok(err instanceof OauthException, `got ${describe(err)}`);
+    assert.equal(err.status, 400);
+    assert.equal(err.error, 'invalid_grant');
+    assert.equal(typeof err.errorDescription, 'string');
+    return true;
+  };
+  await assert.rejects(
+    workos.userManagement.authenticateWithRefreshToken({ clientId: CLIENT_ID, refreshToken: first.refreshToken }),
+    invalidGrant,
+  );
+  await assert.rejects(
+    workos.userManagement.authenticateWithRefreshToken({ clientId: CLIENT_ID, refreshToken: second.refreshToken }),
+    invalidGrant,
+    'the rotated token of the revoked session',
+  );
+});
+
+await check('authenticateWithPassword with a wrong password or an unknown email rejects with GenericServerException 400 invalid_credentials', async () => {
+  const user = need(signin.pwUser, 'password user');
+  for (const email of [user.email, `sdk-node-nobody-${suffix}@example.com`]) {
+    await assert.rejects(
+      workos.userManagement.authenticateWithPassword({ clientId: CLIENT_ID, email, password: `${signinPassword}x` }),
+      (err) => {
+        // 8.13 maps a 400 without `errors`/`error` to GenericServerException.
+        assert.ok(err instanceof GenericServerException, `got ${describe(err)}`);
+        assert.equal(err.status, 400);
+        assert.equal(err.rawData?.code, 'invalid_credentials', JSON.stringify(err.rawData));
+        assert.equal(typeof err.message, 'string');
+        return true;
+      },
+    );
+  }
+});
+
+await check('authenticateWithPassword (user with a TOTP factor) rejects with GenericServerException 403 mfa_challenge', async () => {
+  const user = await signinUser('mfa');
+  const { authenticationFactor: factor } = await workos.userManagement.enrollAuthFactor({
+    userId: user.id,
+    type: 'totp',
+  });
+  assert.match(factor.totp.secret, BASE32_SECRET);
+  await assert.rejects(
+    workos.userManagement.authenticateWithPassword({ clientId: CLIENT_ID, email: user.email, password: signinPassword }),
+    (err) => {
+      assert.ok(err instanceof GenericServerException, `got ${describe(err)}`);
+      assert.equal(err.status, 403);
+      const body = err.rawData;
+      assert.equal(body?.code, 'mfa_challenge', JSON.stringify(body));
+      assert.equal(typeof body.message, 'string');
+      assert.equal(err.message, body.message);
+      assert.equal(typeof body.pending_authentication_token, 'string', JSON.stringify(body));
+      assert.ok(body.pending_authentication_token.length >= 20, body.pending_authentication_token);
+      assert.deepEqual(body.authentication_factors, [{ id: factor.id, type: 'totp' }]);
+      assert.equal(body.user?.object, 'user');
+      assert.equal(body.user.id, user.id);
+      assert.equal(body.user.email, user.email);
+      signin.pending = body.pending_authentication_token;
+      return true;
+    },
+  );
+  signin.mfaUser = user;
+  signin.mfaFactor = factor;
+});
+
+await check('authenticateWithTotp with a wrong code rejects with GenericServerException 400 invalid_one_time_code', async () => {
+  const factor = need(signin.mfaFactor, 'TOTP factor');
+  const pending = need(signin.pending, 'pending authentication token');
+  const challenge = await workos.mfa.challengeFactor({ authenticationFactorId: factor.id });
+  assertChallenge(challenge, factor.id);
+  const code = otherCode(totpCode(factor.totp.secret, serverSeconds(challenge)));
+  await assert.rejects(
+    workos.userManagement.authenticateWithTotp({
+      clientId: CLIENT_ID,
+      code,
+      pendingAuthenticationToken: pending,
+      authenticationChallengeId: challenge.id,
+    }),
+    (err) => {
+      assert.ok(err instanceof GenericServerException, `got ${describe(err)}`);
+      assert.equal(err.status, 400);
+      assert.equal(err.rawData?.code, 'invalid_one_time_code', JSON.stringify(err.rawData));
+      return true;
+    },
+  );
+});
+
+await check('mfa.challengeFactor + authenticateWithTotp with the current code resolves with user and tokens', async () => {
+  const user = need(signin.mfaUser, 'MFA user');
+  const factor = need(signin.mfaFactor, 'TOTP factor');
+  const pending = need(signin.pending, 'pending authentication token');
+  const challenge = await workos.mfa.challengeFactor({ authenticationFactorId: factor.id });
+  assertChallenge(challenge, factor.id);
+  const code = totpCode(factor.totp.secret, serverSeconds(challenge));
+  const res = await workos.userManagement.authenticateWithTotp({
+    clientId: CLIENT_ID,
+    code,
+    pendingAuthenticationToken: pending,
+    authenticationChallengeId: challenge.id,
+  });
+  assertTokens(res, user);
+  assert.equal(res.authenticationMethod, 'Password');
+  const { claims } = await verifyAccessToken(res.accessToken);
+  assert.equal(claims.sub, user.id);
+  assert.match(claims.sid, /^session_/);
+  signin.totpCode = code;
+});
+
+await check('the used pending authentication token rejects with GenericServerException 400 invalid_pending_authentication_token', async () => {
+  const factor = need(signin.mfaFactor, 'TOTP factor');
+  const code = need(signin.totpCode, 'TOTP sign-in');
+  const challenge = await workos.mfa.challengeFactor({ authenticationFactorId: factor.id });
+  await assert.rejects(
+    workos.userManagement.authenticateWithTotp({
+      clientId: CLIENT_ID,
+      code,
+      pendingAuthenticationToken: signin.pending,
+      authenticationChallengeId: challenge.id,
+    }),
+    (err) => {
+      assert.ok(err instanceof GenericServerException, `got ${describe(err)}`);
+      assert.equal(err.status, 400);
+      assert.equal(err.rawData?.code, 'invalid_pending_authentication_token', JSON.stringify(err.rawData));
+      return true;
+    },
+  );
 });
 
 console.log(`sdk-node: ${passed} passed, ${failed} failed`);

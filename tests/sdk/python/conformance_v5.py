@@ -29,9 +29,11 @@ import urllib.request
 from datetime import datetime
 from typing import Any, Callable, List, Optional, Tuple
 
+import jwt  # PyJWT: a dependency of the v5 SDK, installed with it
 from workos import WorkOSClient
 from workos.exceptions import (
     AuthenticationException,
+    AuthorizationException,
     BadRequestException,
     BaseRequestException,
     NotFoundException,
@@ -46,7 +48,11 @@ from workos.types.mfa import (
     ExtendedTotpFactor,
     TotpFactor,
 )
-from workos.types.user_management import User
+from workos.types.user_management import (
+    AuthenticationResponse,
+    RefreshTokenAuthenticationResponse,
+    User,
+)
 
 BASE_URL = os.environ.get("TESSERA_BASE_URL")
 API_KEY = os.environ.get("TESSERA_API_KEY")
@@ -699,6 +705,234 @@ def _() -> None:
     assert err.response.status_code == 404
     assert err.code == "entity_not_found", err.response_json
     assert re.search("not found", err.message, re.I), err.message
+
+
+# ------------------------------------------------------------------ sign-in
+# POST /user_management/authenticate through user_management.authenticate_with_*. Every
+# check signs in a fresh user (random email): each TOTP code is accepted once per factor,
+# and the server throttles failed passwords per account.
+#
+# v5 maps a 403 to AuthorizationException (EmailVerificationRequiredException only for
+# `email_verification_required`), with the body in `.response_json`; every other 4xx but
+# 401/404/409 to BadRequestException (`.code` for code-style bodies, `.error` for OAuth-style
+# ones).
+
+signin: dict = {}
+signin_password = f"Tessera-{secrets.token_urlsafe(9)}-9!"
+
+
+def signin_user(tag: str) -> User:
+    return workos_client.user_management.create_user(
+        email=f"sdk-py5-{tag}-{suffix}@example.com", password=signin_password
+    )
+
+
+def jwt_part(part: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def verify_access_token(token: str) -> Tuple[dict, dict]:
+    """The token must be an ES256 JWT whose `kid` is published at the SDK's JWKS URL
+    (fetched without an API key) and whose signature verifies with that key (PyJWT, a
+    dependency of the SDK; the server's clock may be frozen, so no time claims are
+    checked). Returns (header, claims)."""
+    assert isinstance(token, str), type(token)
+    parts = token.split(".")
+    assert len(parts) == 3, f"a JWT has three parts: {token[:40]}"
+    header, claims = jwt_part(parts[0]), jwt_part(parts[1])
+    assert header.get("alg") == "ES256", header
+    assert isinstance(header.get("kid"), str), header
+    url = workos_client.user_management.get_jwks_url()
+    assert url == f"{BASE_URL.rstrip('/')}/sso/jwks/{CLIENT_ID}", url
+    req = urllib.request.Request(url, headers={"Accept": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as res:
+        assert res.status == 200, res.status
+        assert "application/json" in res.headers.get("Content-Type", ""), res.headers
+        jwks = json.loads(res.read().decode())
+    assert isinstance(jwks.get("keys"), list), jwks
+    matching = [k for k in jwks["keys"] if k.get("kid") == header["kid"]]
+    assert len(matching) == 1, f"kid {header['kid']} in JWKS {jwks}"
+    jwk = matching[0]
+    assert jwk.get("kty") == "EC" and jwk.get("crv") == "P-256", jwk
+    key = jwt.PyJWK(jwk).key
+    verified = jwt.decode(
+        token,
+        key,
+        algorithms=["ES256"],
+        options={"verify_exp": False, "verify_iat": False, "verify_nbf": False, "verify_aud": False},
+    )
+    assert verified == claims, (verified, claims)
+    return header, claims
+
+
+def assert_tokens(res: Any, user: User) -> None:
+    assert isinstance(res, AuthenticationResponse), type(res)
+    assert isinstance(res.user, User), type(res.user)
+    assert res.user.id == user.id
+    assert res.user.email == user.email
+    assert res.user.last_sign_in_at is not None and TIMESTAMP.match(res.user.last_sign_in_at), res.user
+    assert isinstance(res.access_token, str) and isinstance(res.refresh_token, str)
+    assert len(res.refresh_token) >= 20, res.refresh_token
+    assert res.refresh_token != res.access_token
+
+
+@check("user_management.authenticate_with_password (user without factors) returns user, tokens, authentication_method Password")
+def _() -> None:
+    user = signin_user("pw")
+    res = workos_client.user_management.authenticate_with_password(
+        email=user.email, password=signin_password
+    )
+    assert_tokens(res, user)
+    assert res.authentication_method == "Password", res.authentication_method
+    assert res.organization_id is None
+    assert res.impersonator is None
+    signin["pw_user"] = user
+    signin["pw"] = res
+
+
+@check("the access token is an ES256 JWT whose kid is in GET /sso/jwks/:client_id (signature verified)")
+def _() -> None:
+    res = need(signin.get("pw"), "password sign-in")
+    header, claims = verify_access_token(res.access_token)
+    assert header.get("typ", "JWT") == "JWT", header
+    assert claims["sub"] == signin["pw_user"].id, claims
+    assert re.match(f"^session_{ULID}$", claims["sid"]), claims
+    assert isinstance(claims["iat"], int) and isinstance(claims["exp"], int), claims
+    assert claims["exp"] > claims["iat"], claims
+    # iat is the server's sign-in time, as is user.last_sign_in_at.
+    assert claims["iat"] == millis(res.user.last_sign_in_at) // 1000, (claims, res.user.last_sign_in_at)
+    signin["sid"] = claims["sid"]
+
+
+@check("user_management.authenticate_with_refresh_token rotates the refresh token; the new access token keeps the session")
+def _() -> None:
+    first = need(signin.get("pw"), "password sign-in")
+    sid = need(signin.get("sid"), "session id")
+    res = workos_client.user_management.authenticate_with_refresh_token(
+        refresh_token=first.refresh_token
+    )
+    assert isinstance(res, RefreshTokenAuthenticationResponse), type(res)
+    assert res.user.id == signin["pw_user"].id
+    assert isinstance(res.access_token, str) and isinstance(res.refresh_token, str)
+    assert res.refresh_token != first.refresh_token, "a new refresh token"
+    _header, claims = verify_access_token(res.access_token)
+    assert claims["sub"] == signin["pw_user"].id, claims
+    assert claims["sid"] == sid, "same session"
+    signin["refreshed"] = res
+
+
+@check("reusing a rotated refresh token raises BadRequestException (400 invalid_grant), and revokes the session")
+def _() -> None:
+    first = need(signin.get("pw"), "password sign-in")
+    second = need(signin.get("refreshed"), "refreshed tokens")
+    for token in (first.refresh_token, second.refresh_token):
+        err = expect_raises(
+            BadRequestException,
+            lambda: workos_client.user_management.authenticate_with_refresh_token(refresh_token=token),
+        )
+        assert err.response.status_code == 400
+        assert err.error == "invalid_grant", err.response_json
+        assert isinstance(err.response_json.get("error_description"), str), err.response_json
+
+
+@check("authenticate_with_password with a wrong password or an unknown email raises BadRequestException (400 invalid_credentials)")
+def _() -> None:
+    user = need(signin.get("pw_user"), "password user")
+    for address in (user.email, f"sdk-py5-nobody-{suffix}@example.com"):
+        err = expect_raises(
+            BadRequestException,
+            lambda: workos_client.user_management.authenticate_with_password(
+                email=address, password=signin_password + "x"
+            ),
+        )
+        assert err.response.status_code == 400
+        assert err.code == "invalid_credentials", err.response_json
+        assert isinstance(err.response_json.get("message"), str), err.response_json
+
+
+@check("authenticate_with_password (user with a TOTP factor) raises AuthorizationException (403 mfa_challenge)")
+def _() -> None:
+    user = signin_user("mfa")
+    factor = workos_client.user_management.enroll_auth_factor(
+        user_id=user.id, type="totp"
+    ).authentication_factor
+    assert BASE32_SECRET.match(factor.totp.secret), factor.totp.secret
+    err = expect_raises(
+        AuthorizationException,
+        lambda: workos_client.user_management.authenticate_with_password(
+            email=user.email, password=signin_password
+        ),
+    )
+    assert type(err) is AuthorizationException, type(err)
+    assert err.response.status_code == 403
+    body = err.response_json
+    assert body is not None and err.code == "mfa_challenge", body
+    assert isinstance(body.get("message"), str) and err.message == body["message"], body
+    pending = body.get("pending_authentication_token")
+    assert isinstance(pending, str) and len(pending) >= 20, body
+    assert body.get("authentication_factors") == [{"id": factor.id, "type": "totp"}], body
+    parsed_user = User.model_validate(body["user"])  # the v5 model accepts the embedded user
+    assert parsed_user.id == user.id and parsed_user.email == user.email, body["user"]
+    signin["mfa_user"] = user
+    signin["mfa_factor"] = factor
+    signin["pending"] = pending
+
+
+@check("authenticate_with_totp with a wrong code raises BadRequestException (400 invalid_one_time_code)")
+def _() -> None:
+    factor = need(signin.get("mfa_factor"), "TOTP factor")
+    pending = need(signin.get("pending"), "pending authentication token")
+    challenge = workos_client.mfa.challenge_factor(authentication_factor_id=factor.id)
+    assert_challenge(challenge, factor.id)
+    code = other_code(totp_code(factor.totp.secret, server_seconds(challenge)))
+    err = expect_raises(
+        BadRequestException,
+        lambda: workos_client.user_management.authenticate_with_totp(
+            code=code,
+            pending_authentication_token=pending,
+            authentication_challenge_id=challenge.id,
+        ),
+    )
+    assert err.response.status_code == 400
+    assert err.code == "invalid_one_time_code", err.response_json
+
+
+@check("mfa.challenge_factor + authenticate_with_totp with the current code returns user and tokens")
+def _() -> None:
+    user = need(signin.get("mfa_user"), "MFA user")
+    factor = need(signin.get("mfa_factor"), "TOTP factor")
+    pending = need(signin.get("pending"), "pending authentication token")
+    challenge = workos_client.mfa.challenge_factor(authentication_factor_id=factor.id)
+    assert_challenge(challenge, factor.id)
+    code = totp_code(factor.totp.secret, server_seconds(challenge))
+    res = workos_client.user_management.authenticate_with_totp(
+        code=code,
+        pending_authentication_token=pending,
+        authentication_challenge_id=challenge.id,
+    )
+    assert_tokens(res, user)
+    assert res.authentication_method == "Password", res.authentication_method
+    _header, claims = verify_access_token(res.access_token)
+    assert claims["sub"] == user.id, claims
+    assert re.match(f"^session_{ULID}$", claims["sid"]), claims
+    signin["totp_code"] = code
+
+
+@check("the used pending authentication token raises BadRequestException (400 invalid_pending_authentication_token)")
+def _() -> None:
+    factor = need(signin.get("mfa_factor"), "TOTP factor")
+    code = need(signin.get("totp_code"), "TOTP sign-in")
+    challenge = workos_client.mfa.challenge_factor(authentication_factor_id=factor.id)
+    err = expect_raises(
+        BadRequestException,
+        lambda: workos_client.user_management.authenticate_with_totp(
+            code=code,
+            pending_authentication_token=signin["pending"],
+            authentication_challenge_id=challenge.id,
+        ),
+    )
+    assert err.response.status_code == 400
+    assert err.code == "invalid_pending_authentication_token", err.response_json
 
 
 print(f"sdk-python-v5: {passed} passed, {failed} failed", flush=True)

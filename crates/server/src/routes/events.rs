@@ -2,10 +2,10 @@
 
 use axum::extract::{RawQuery, State};
 use axum::Json;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use serde::Serialize;
 use tessera_core::{id, Error, FieldError, Timestamp};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::{ApiKey, ListQuery};

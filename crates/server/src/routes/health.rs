@@ -2,9 +2,9 @@
 //! and keys loaded, so any answer means the server is ready.
 
 use axum::Json;
+use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use serde_json::{json, Value};
 
 use crate::AppState;
 

@@ -39,26 +39,31 @@ pub fn router(state: AppState) -> Router {
         "/openapi.json",
         axum::routing::get(move || {
             let body = doc_json.clone();
-            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()) }
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body.to_string(),
+                )
+            }
         }),
     )
     .fallback(|| async { ApiError::RouteNotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(CatchPanicLayer::custom(
-            |panic: Box<dyn std::any::Any + Send>| {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                tracing::error!(panic = %msg, "handler panicked");
-                ApiError::Panic.into_response()
-            },
-        ))
-        // Every response carries X-Request-ID (SDKs copy it into their exceptions): the
-        // client's own if it sent one, otherwise a fresh UUID.
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .with_state(state)
+    .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+    .layer(DefaultBodyLimit::max(body_limit))
+    .layer(CatchPanicLayer::custom(
+        |panic: Box<dyn std::any::Any + Send>| {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %msg, "handler panicked");
+            ApiError::Panic.into_response()
+        },
+    ))
+    // Every response carries X-Request-ID (SDKs copy it into their exceptions): the
+    // client's own if it sent one, otherwise a fresh UUID.
+    .layer(PropagateRequestIdLayer::new(request_id.clone()))
+    .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+    .with_state(state)
 }

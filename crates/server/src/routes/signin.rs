@@ -2,10 +2,10 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use tessera_core::error::Entity;
 use tessera_core::Error;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::JsonBody;
@@ -15,7 +15,9 @@ use crate::services::signin::{self, AuthenticateRequest, AuthenticateResponse};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(authenticate)).routes(routes!(jwks))
+    OpenApiRouter::new()
+        .routes(routes!(authenticate))
+        .routes(routes!(jwks))
 }
 
 /// Sign in: `password`, `urn:workos:oauth:grant-type:mfa-totp` or `refresh_token`.

@@ -34,7 +34,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ValidationErrorBody),
     ))]
-async fn create(_: ApiKey, State(state): State<AppState>, JsonBody(req): JsonBody<CreateUserRequest>) -> ApiResult<(StatusCode, Json<UserView>)> {
+async fn create(
+    _: ApiKey,
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<CreateUserRequest>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
     let u = users::create(&state, req).await?;
     Ok((StatusCode::CREATED, Json(UserView::from(&u))))
 }
@@ -48,7 +52,11 @@ async fn create(_: ApiKey, State(state): State<AppState>, JsonBody(req): JsonBod
         (status = 401, description = "Missing or invalid API key", body = UnauthorizedBody),
         (status = 404, description = "No such user", body = NotFoundBody),
     ))]
-async fn read(_: ApiKey, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
+async fn read(
+    _: ApiKey,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserView>> {
     Ok(Json(UserView::from(&users::get(&state, &id).await?)))
 }
 
@@ -71,7 +79,9 @@ async fn update(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<UpdateUserRequest>,
 ) -> ApiResult<Json<UserView>> {
-    Ok(Json(UserView::from(&users::update(&state, &id, req).await?)))
+    Ok(Json(UserView::from(
+        &users::update(&state, &id, req).await?,
+    )))
 }
 
 /// Delete a user with their factors; 200 with an empty body, as WorkOS answers.
@@ -83,7 +93,11 @@ async fn update(
         (status = 401, description = "Missing or invalid API key", body = UnauthorizedBody),
         (status = 404, description = "No such user", body = NotFoundBody),
     ))]
-async fn remove(_: ApiKey, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn remove(
+    _: ApiKey,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     users::delete(&state, &id).await?;
     Ok(StatusCode::OK)
 }
@@ -96,7 +110,11 @@ async fn remove(_: ApiKey, State(state): State<AppState>, Path(id): Path<String>
         (status = 401, description = "Missing or invalid API key", body = UnauthorizedBody),
         (status = 422, description = "Invalid query parameters", body = ValidationErrorBody),
     ))]
-async fn list(_: ApiKey, State(state): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Json<UserList>> {
+async fn list(
+    _: ApiKey,
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<UserList>> {
     let q = ListQuery::parse(q.as_deref(), id::prefix::USER)?;
     let org = q.get("organization_id").or_else(|| q.get("organization"));
     let page = users::list(&state, q.get("email"), org, &q.params).await?;
@@ -144,5 +162,7 @@ async fn list_factors(
 ) -> ApiResult<Json<FactorList>> {
     let q = ListQuery::parse(q.as_deref(), id::prefix::FACTOR)?;
     let page = factors::list_user_factors(&state, &id, &q.params).await?;
-    Ok(Json(FactorList::from_page(page, |f| FactorView::new(f, None))))
+    Ok(Json(FactorList::from_page(page, |f| {
+        FactorView::new(f, None)
+    })))
 }

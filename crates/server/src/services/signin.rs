@@ -60,7 +60,10 @@ pub async fn rotate_signing_key(
     keys: &tessera_core::seal::KeyRing,
     now: tessera_core::Timestamp,
 ) -> Result<String, Error> {
-    let key = SigningKey::generate(id::new_id("kid", now));
+    let kid = id::new_id("kid", now);
+    let key = tokio::task::spawn_blocking(move || SigningKey::generate(kid))
+        .await
+        .map_err(Error::internal)??;
     let sealed = keys.seal(SIGNING_KEY_PURPOSE, key.kid(), &key.to_bytes());
     store.retire_signing_keys(now.millis()).await?;
     store
@@ -198,20 +201,22 @@ async fn password_grant(
     let now = state.now();
     let email = validate::email("email", raw_email).unwrap_or_else(|_| raw_email.to_lowercase());
     let user = state.store.find_user_by_email(&email).await?;
-    let ip = meta.ip_address.clone().unwrap_or_else(|| "unknown".into());
-    let (acct_rate, ip_rate) = (
-        state.config.password_account_rate,
-        state.config.password_ip_rate,
-    );
-    if let Some(retry_after_secs) = state
+    // Attempts are charged before the (slow) password check, per email whether or not the
+    // account exists, so the limit neither reveals accounts nor can be overshot in parallel.
+    // The per-IP limit applies only when the caller names the end user's IP (`ip_address`):
+    // the connection's address is the calling backend, shared by all its users.
+    let account_key = format!("account:{email}");
+    let ip_key = req
+        .ip_address
+        .as_ref()
+        .map(|ip| format!("ip:{}", ip.chars().take(64).collect::<String>()));
+    let mut limits = vec![(account_key.as_str(), state.config.password_account_rate)];
+    if let Some(k) = &ip_key {
+        limits.push((k.as_str(), state.config.password_ip_rate));
+    }
+    if let Err(retry_after_secs) = state
         .store
-        .password_gate(
-            user.as_ref().map(|u| u.id.as_str()),
-            &ip,
-            now.millis(),
-            acct_rate,
-            ip_rate,
-        )
+        .charge_password_attempt(&limits, now.millis())
         .await?
     {
         return Err(Error::RateLimited {
@@ -225,16 +230,6 @@ async fn password_grant(
         .hash_work(move || password::verify(&pw, stored.as_deref()))
         .await?;
     if !ok {
-        state
-            .store
-            .charge_password_failure(
-                user.as_ref().map(|u| u.id.as_str()),
-                &ip,
-                now.millis(),
-                acct_rate,
-                ip_rate,
-            )
-            .await?;
         events::record(
             state,
             PASSWORD_FAILED,
@@ -243,6 +238,7 @@ async fn password_grant(
         .await?;
         return Err(failed("invalid_credentials", "Invalid email or password."));
     }
+    state.store.refund_password_attempt(&limits).await?;
     let user = user.ok_or_else(|| Error::internal("verified without a user"))?;
     events::record(
         state,
@@ -457,14 +453,13 @@ async fn refresh_grant(
                 authentication_method: None,
             })
         }
-        RefreshOutcome::ReuseDetected => {
-            tracing::warn!("a used refresh token was presented again; its session is revoked");
-            events::record(
-                state,
-                SESSION_REVOKED,
-                json!({ "reason": "refresh_token_reuse" }),
-            )
-            .await?;
+        RefreshOutcome::ReuseDetected { session_id } => {
+            tracing::warn!(
+                session_id,
+                "a used refresh token was presented again; its session is revoked"
+            );
+            let data = json!({ "id": session_id, "reason": "refresh_token_reuse" });
+            events::record(state, SESSION_REVOKED, data).await?;
             Err(Error::InvalidGrant(
                 "The refresh token was already used; the session has been revoked.".into(),
             ))

@@ -12,24 +12,55 @@ async fn the_document_is_served_without_auth_and_documents_every_operation() {
     assert_eq!(r.status(), StatusCode::OK);
     let doc: Value = r.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     let paths = doc["paths"].as_object().unwrap();
     let mut ops = vec![];
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             ops.push(format!("{} {path}", method.to_uppercase()));
             let responses = op["responses"].as_object().unwrap();
-            assert!(responses.keys().any(|s| s.starts_with('2')), "{method} {path} documents its success");
-            if path != "/health" && !path.starts_with("/sso/") && path != "/user_management/authenticate" {
-                assert!(responses.contains_key("401"), "{method} {path} documents 401");
-                assert_eq!(op["security"][0]["bearer"], serde_json::json!([]), "{method} {path} needs the key");
+            assert!(
+                responses.keys().any(|s| s.starts_with('2')),
+                "{method} {path} documents its success"
+            );
+            if path != "/health"
+                && !path.starts_with("/sso/")
+                && path != "/user_management/authenticate"
+            {
+                assert!(
+                    responses.contains_key("401"),
+                    "{method} {path} documents 401"
+                );
+                assert_eq!(
+                    op["security"][0]["bearer"],
+                    serde_json::json!([]),
+                    "{method} {path} needs the key"
+                );
             }
             // Every documented operation is really served: no route-level 404 or 405.
-            let url = app.url(&path.replace("{id}", "x_01").replace("{client_id}", "client_x"));
-            let resp = app.http.request(method.to_uppercase().parse().unwrap(), url).bearer_auth(&app.key).header("content-type", "application/json").body("{}").send().await.unwrap();
+            let url = app.url(
+                &path
+                    .replace("{id}", "x_01")
+                    .replace("{client_id}", "client_x"),
+            );
+            let resp = app
+                .http
+                .request(method.to_uppercase().parse().unwrap(), url)
+                .bearer_auth(&app.key)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
             let status = resp.status();
             let body: Value = resp.json().await.unwrap_or(Value::Null);
-            assert!(body["code"] != "not_found" && status != StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is not served: {status} {body}");
+            assert!(
+                body["code"] != "not_found" && status != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is not served: {status} {body}"
+            );
         }
     }
     ops.sort();
@@ -65,6 +96,9 @@ fn no_resource_module_registers_a_route_the_document_would_miss() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let plain_routes = text.matches(".route(").count();
         let allowed = if name == "mod.rs" { 1 } else { 0 }; // `/openapi.json` itself
-        assert_eq!(plain_routes, allowed, "{name} registers {plain_routes} route(s) outside routes!()");
+        assert_eq!(
+            plain_routes, allowed,
+            "{name} registers {plain_routes} route(s) outside routes!()"
+        );
     }
 }

@@ -1,11 +1,11 @@
 -- Sign-in: password throttling, signing keys, pending tokens, sessions (PostgreSQL).
 -- Twin of migrations/sqlite/20261129000003_signin.sql.
 
--- Password failures per account and per client IP (GCRA, see the MFA migration), kept apart
--- from the MFA failure counters so one cannot be used to exhaust the other.
-ALTER TABLE users ADD COLUMN password_fail_tat BIGINT NOT NULL DEFAULT 0;
-CREATE TABLE ip_password_limits (
-    ip TEXT PRIMARY KEY,
+-- Password attempts per account (keyed by the normalised email, so unknown emails are limited
+-- exactly like real accounts and the limit reveals nothing) and per end-user IP: GCRA, see the
+-- MFA migration. Kept apart from the MFA failure counters so one cannot exhaust the other.
+CREATE TABLE password_limits (
+    limit_key TEXT PRIMARY KEY,
     tat BIGINT NOT NULL
 );
 
