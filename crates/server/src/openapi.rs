@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         license(name = "Apache-2.0")
     ),
     modifiers(&BearerAuth),
-    components(schemas(ErrorBody, UnauthorizedBody, NotFoundBody, ValidationErrorBody, FieldErrorBody, AuthErrorBody))
+    components(schemas(ErrorBody, UnauthorizedBody, NotFoundBody, ValidationErrorBody, FieldErrorBody, AuthErrorBody, crate::routes::docs::OrderParam))
 )]
 pub struct ApiDoc;
 
