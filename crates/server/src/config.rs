@@ -63,6 +63,10 @@ pub struct Config {
     /// Password failures allowed per account, and per client IP.
     pub password_account_rate: Rate,
     pub password_ip_rate: Rate,
+    /// How long a client may take to send a request's headers (slowloris defence), and to
+    /// finish a whole request including its body.
+    pub header_read_timeout: std::time::Duration,
+    pub request_timeout: std::time::Duration,
     /// Print the first API key to the log when the database has none.
     pub bootstrap_api_key: bool,
 }
@@ -90,6 +94,8 @@ impl Config {
             pending_token_ttl_ms: 10 * 60 * 1000,
             password_account_rate: Rate::new(10, 15 * 60 * 1000),
             password_ip_rate: Rate::new(100, 15 * 60 * 1000),
+            header_read_timeout: std::time::Duration::from_secs(10),
+            request_timeout: std::time::Duration::from_secs(30),
             bootstrap_api_key: true,
         }
     }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod serve;
 pub mod services;
 pub mod sms;
 pub mod startup;

@@ -202,11 +202,12 @@ impl Application {
     ) -> std::io::Result<()> {
         let app = crate::routes::router(self.state.clone());
         tracing::info!(address = %self.local_addr(), client_id = %self.state.client_id, "tessera is listening");
-        let r = axum::serve(
+        let r = crate::serve::serve(
             self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            app,
+            self.state.config.header_read_timeout,
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
         .await;
         self.state.store.close().await;
         r

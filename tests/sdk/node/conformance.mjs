@@ -612,7 +612,7 @@ function jwtPart(part) {
   return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
 }
 
-// The token must be an ES256 JWT whose `kid` is published at the SDK's JWKS URL
+// The token must be an RS256 JWT whose `kid` is published at the SDK's JWKS URL
 // (GET /sso/jwks/:clientId, fetched without an API key, as jose does), and whose
 // signature verifies with that key. Returns the header and claims.
 async function verifyAccessToken(token) {
@@ -621,7 +621,7 @@ async function verifyAccessToken(token) {
   assert.equal(parts.length, 3, `a JWT has three parts: ${token.slice(0, 40)}`);
   const header = jwtPart(parts[0]);
   const claims = jwtPart(parts[1]);
-  assert.equal(header.alg, 'ES256', JSON.stringify(header));
+  assert.equal(header.alg, 'RS256', JSON.stringify(header));
   assert.equal(typeof header.kid, 'string', JSON.stringify(header));
   const url = workos.userManagement.getJwksUrl(need(CLIENT_ID, 'TESSERA_CLIENT_ID'));
   assert.equal(url, `${base.origin}/sso/jwks/${CLIENT_ID}`);
@@ -633,16 +633,22 @@ async function verifyAccessToken(token) {
   assert.ok(Array.isArray(jwks.keys), text);
   const jwk = jwks.keys.find((k) => k.kid === header.kid);
   assert.ok(jwk, `kid ${header.kid} is not in the JWKS: ${text}`);
-  assert.equal(jwk.kty, 'EC', text);
-  assert.equal(jwk.crv, 'P-256', text);
+  assert.equal(jwk.kty, 'RSA', text);
+  assert.equal(jwk.alg, 'RS256', text);
+  assert.equal(jwk.use, 'sig', text);
+  assert.equal(typeof jwk.n, 'string', text);
+  assert.equal(typeof jwk.e, 'string', text);
   const key = createPublicKey({ key: jwk, format: 'jwk' });
+  assert.equal(key.asymmetricKeyType, 'rsa');
+  assert.equal(key.asymmetricKeyDetails.modulusLength, 2048, text);
+  // RS256 = RSASSA-PKCS1-v1_5 with SHA-256 (node's default padding for an RSA key).
   const valid = verifySignature(
     'sha256',
     Buffer.from(`${parts[0]}.${parts[1]}`),
-    { key, dsaEncoding: 'ieee-p1363' },
+    key,
     Buffer.from(parts[2], 'base64url'),
   );
-  assert.ok(valid, 'the ES256 signature verifies with the JWKS key');
+  assert.ok(valid, 'the RS256 signature verifies with the JWKS key');
   return { header, claims };
 }
 
@@ -671,7 +677,7 @@ await check('userManagement.authenticateWithPassword (user without factors) reso
   signin.pw = res;
 });
 
-await check('the access token is an ES256 JWT whose kid is in GET /sso/jwks/:clientId (signature verified)', async () => {
+await check('the access token is an RS256 JWT (2048-bit RSA) whose kid is in GET /sso/jwks/:clientId (signature verified)', async () => {
   const res = need(signin.pw, 'password sign-in');
   const { header, claims } = await verifyAccessToken(res.accessToken);
   assert.equal(header.typ ?? 'JWT', 'JWT');

@@ -23,6 +23,7 @@ import re
 import secrets
 import sys
 import struct
+import time
 import traceback
 import urllib.error
 import urllib.request
@@ -30,6 +31,7 @@ from datetime import datetime
 from typing import Any, Callable, List, Optional, Tuple
 
 import jwt  # PyJWT: a dependency of the v5 SDK, installed with it
+from cryptography.fernet import Fernet  # also a dependency of the v5 SDK (sealed sessions)
 from workos import WorkOSClient
 from workos.exceptions import (
     AuthenticationException,
@@ -52,6 +54,12 @@ from workos.types.user_management import (
     AuthenticationResponse,
     RefreshTokenAuthenticationResponse,
     User,
+)
+from workos.types.user_management.session import (
+    AuthenticateWithSessionCookieErrorResponse,
+    AuthenticateWithSessionCookieSuccessResponse,
+    RefreshWithSessionCookieErrorResponse,
+    RefreshWithSessionCookieSuccessResponse,
 )
 
 BASE_URL = os.environ.get("TESSERA_BASE_URL")
@@ -732,15 +740,15 @@ def jwt_part(part: str) -> Any:
 
 
 def verify_access_token(token: str) -> Tuple[dict, dict]:
-    """The token must be an ES256 JWT whose `kid` is published at the SDK's JWKS URL
-    (fetched without an API key) and whose signature verifies with that key (PyJWT, a
-    dependency of the SDK; the server's clock may be frozen, so no time claims are
-    checked). Returns (header, claims)."""
+    """The token must be an RS256 JWT whose `kid` is published at the SDK's JWKS URL
+    (fetched without an API key) as a 2048-bit RSA key, and whose signature verifies with
+    that key (PyJWT with `cryptography`, both dependencies of the SDK; the server's clock
+    may be frozen, so no time claims are checked). Returns (header, claims)."""
     assert isinstance(token, str), type(token)
     parts = token.split(".")
     assert len(parts) == 3, f"a JWT has three parts: {token[:40]}"
     header, claims = jwt_part(parts[0]), jwt_part(parts[1])
-    assert header.get("alg") == "ES256", header
+    assert header.get("alg") == "RS256", header
     assert isinstance(header.get("kid"), str), header
     url = workos_client.user_management.get_jwks_url()
     assert url == f"{BASE_URL.rstrip('/')}/sso/jwks/{CLIENT_ID}", url
@@ -753,12 +761,14 @@ def verify_access_token(token: str) -> Tuple[dict, dict]:
     matching = [k for k in jwks["keys"] if k.get("kid") == header["kid"]]
     assert len(matching) == 1, f"kid {header['kid']} in JWKS {jwks}"
     jwk = matching[0]
-    assert jwk.get("kty") == "EC" and jwk.get("crv") == "P-256", jwk
-    key = jwt.PyJWK(jwk).key
+    assert jwk.get("kty") == "RSA" and jwk.get("alg") == "RS256" and jwk.get("use") == "sig", jwk
+    assert isinstance(jwk.get("n"), str) and isinstance(jwk.get("e"), str), jwk
+    key = jwt.algorithms.RSAAlgorithm.from_jwk(jwk)
+    assert key.key_size == 2048, key.key_size
     verified = jwt.decode(
         token,
         key,
-        algorithms=["ES256"],
+        algorithms=["RS256"],
         options={"verify_exp": False, "verify_iat": False, "verify_nbf": False, "verify_aud": False},
     )
     assert verified == claims, (verified, claims)
@@ -790,7 +800,7 @@ def _() -> None:
     signin["pw"] = res
 
 
-@check("the access token is an ES256 JWT whose kid is in GET /sso/jwks/:client_id (signature verified)")
+@check("the access token is an RS256 JWT (2048-bit RSA) whose kid is in GET /sso/jwks/:client_id (signature verified)")
 def _() -> None:
     res = need(signin.get("pw"), "password sign-in")
     header, claims = verify_access_token(res.access_token)
@@ -802,6 +812,161 @@ def _() -> None:
     # iat is the server's sign-in time, as is user.last_sign_in_at.
     assert claims["iat"] == millis(res.user.last_sign_in_at) // 1000, (claims, res.user.last_sign_in_at)
     signin["sid"] = claims["sid"]
+
+
+# Sealed sessions: v5's helper (workos/session.py) verifies the access token with PyJWT
+# against the JWKS, and only with the algorithms it hard-codes (`jwk_algorithms`, RS256).
+# PyJWT checks `iat` and `exp` against this machine's clock (leeway: the client's
+# `jwt_leeway`, 0 by default). A server with a frozen clock (sdk.rs: 2026-11-29T12:00:00Z,
+# tokens valid 5 minutes) issues tokens this machine may see as issued in the future or as
+# expired. The helper reports both as `invalid_jwt`, like a bad signature or algorithm, so
+# then the check decodes the token exactly as the helper does to show that PyJWT raises
+# that time error and nothing else, and that without the time checks the helper's key and
+# algorithm list accept the token.
+
+COOKIE_PASSWORD = Fernet.generate_key().decode()  # v5 seals with Fernet: the password is a Fernet key
+
+
+def token_time_state(claims: dict, now: float, leeway: float) -> str:
+    """What PyJWT's claim checks make of the token at `now` (iat first, then exp)."""
+    if claims["iat"] > now + leeway:
+        return "not_yet_valid"
+    if claims["exp"] <= now - leeway:
+        return "expired"
+    return "valid"
+
+
+TIME_ERRORS = {
+    "not_yet_valid": (jwt.exceptions.ImmatureSignatureError, "The token is not yet valid (iat)"),
+    "expired": (jwt.exceptions.ExpiredSignatureError, "Signature has expired"),
+}
+
+
+def sdk_decode(session: Any, token: str, **options: bool) -> dict:
+    """jwt.decode as workos/session.py calls it, with the helper's own JWKS client,
+    algorithm list and leeway; `options` may switch time checks off."""
+    assert session.jwk_algorithms == ["RS256"], session.jwk_algorithms
+    signing_key = session.jwks.get_signing_key_from_jwt(token)
+    return jwt.decode(
+        token,
+        signing_key.key,
+        algorithms=session.jwk_algorithms,
+        options={"verify_aud": False, **options},
+        leeway=session.jwt_leeway,
+    )
+
+
+def assert_time_rejection(session: Any, token: str, claims: dict) -> None:
+    """The helper refused `token` only because of the machine's clock: decoded as the
+    helper does, PyJWT raises exactly the time error the clock calls for (or, if the clock
+    has just crossed into the token's lifetime, accepts it), and without time checks the
+    helper's key and algorithms accept it."""
+    before = time.time()
+    try:
+        decoded = sdk_decode(session, token)
+        outcome: Any = "valid"
+    except jwt.exceptions.PyJWTError as err:
+        outcome = err
+    states = sealed_states(claims, session.jwt_leeway, before, time.time())
+    if outcome == "valid":
+        assert "valid" in states, (states, decoded)
+    else:
+        expected = [TIME_ERRORS[s] for s in states if s in TIME_ERRORS]
+        assert any(type(outcome) is t and str(outcome) == m for t, m in expected), (
+            f"PyJWT raised {type(outcome).__name__}: {outcome} (clock: {sorted(states)})"
+        )
+    decoded = sdk_decode(session, token, verify_exp=False, verify_iat=False, verify_nbf=False)
+    assert decoded == claims, (decoded, claims)
+
+
+def sealed_states(claims: dict, leeway: float, before: float, after: float) -> set:
+    """The states the token may have had while the helper ran (two only at a boundary)."""
+    return {token_time_state(claims, before, leeway), token_time_state(claims, after, leeway)}
+
+
+def sealed_sign_in(tag: str) -> Tuple[User, RefreshTokenAuthenticationResponse]:
+    """A password sign-in, then a refresh that asks the SDK to seal the session."""
+    user = signin_user(tag)
+    first = workos_client.user_management.authenticate_with_password(
+        email=user.email, password=signin_password
+    )
+    assert first.sealed_session is None  # v5's authenticate_with_password cannot seal
+    res = workos_client.user_management.authenticate_with_refresh_token(
+        refresh_token=first.refresh_token,
+        session={"seal_session": True, "cookie_password": COOKIE_PASSWORD},
+    )
+    assert isinstance(res, RefreshTokenAuthenticationResponse), type(res)
+    assert res.user.id == user.id
+    assert isinstance(res.sealed_session, str) and res.sealed_session, res.sealed_session
+    return user, res
+
+
+@check("authenticate_with_refresh_token(session={seal_session}) + load_sealed_session().authenticate() verify the RS256 token through the SDK (PyJWT + JWKS)")
+def _() -> None:
+    user, res = sealed_sign_in("seal")
+    _header, claims = verify_access_token(res.access_token)
+    assert claims["sub"] == user.id, claims
+    session = workos_client.user_management.load_sealed_session(
+        sealed_session=res.sealed_session, cookie_password=COOKIE_PASSWORD
+    )
+    before = time.time()
+    result = session.authenticate()
+    after = time.time()
+    states = sealed_states(claims, session.jwt_leeway, before, after)
+    if states == {"valid"}:
+        assert isinstance(result, AuthenticateWithSessionCookieSuccessResponse), result
+        assert result.authenticated is True
+        assert result.session_id == claims["sid"], (result.session_id, claims)
+        assert isinstance(result.user, User) and result.user.id == user.id, result.user
+        assert result.user.email == user.email, result.user
+        assert result.organization_id is None and result.impersonator is None, result
+    elif isinstance(result, AuthenticateWithSessionCookieSuccessResponse):
+        assert "valid" in states, (states, result)  # the clock crossed a boundary meanwhile
+    else:
+        assert isinstance(result, AuthenticateWithSessionCookieErrorResponse), result
+        assert result.authenticated is False
+        assert getattr(result.reason, "value", result.reason) == "invalid_jwt", result.reason
+        assert_time_rejection(session, res.access_token, claims)
+    # The wrong cookie password: the helper cannot unseal the session.
+    wrong = workos_client.user_management.load_sealed_session(
+        sealed_session=res.sealed_session, cookie_password=Fernet.generate_key().decode()
+    ).authenticate()
+    assert isinstance(wrong, AuthenticateWithSessionCookieErrorResponse), wrong
+    assert getattr(wrong.reason, "value", wrong.reason) == "invalid_session_cookie", wrong.reason
+
+
+@check("load_sealed_session().refresh() rotates through the server and verifies the new RS256 token through the SDK")
+def _() -> None:
+    user, res = sealed_sign_in("sealrf")
+    _header, first_claims = verify_access_token(res.access_token)
+    session = workos_client.user_management.load_sealed_session(
+        sealed_session=res.sealed_session, cookie_password=COOKIE_PASSWORD
+    )
+    before = time.time()
+    result = session.refresh()
+    after = time.time()
+    # refresh() stores the new sealed session before it verifies the new token.
+    assert session.session_data != res.sealed_session, "a new sealed session"
+    sealed = session.unseal_data(session.session_data, COOKIE_PASSWORD)
+    token = sealed["access_token"]
+    assert sealed["refresh_token"] != res.refresh_token, "a new refresh token"
+    _header, claims = verify_access_token(token)
+    assert claims["sub"] == user.id and claims["sid"] == first_claims["sid"], (claims, first_claims)
+    states = sealed_states(claims, session.jwt_leeway, before, after)
+    if states == {"valid"}:
+        assert isinstance(result, RefreshWithSessionCookieSuccessResponse), result
+        assert result.authenticated is True
+        assert result.session_id == claims["sid"], (result.session_id, claims)
+        assert result.user.id == user.id, result.user
+        assert result.sealed_session == session.session_data
+    elif isinstance(result, RefreshWithSessionCookieSuccessResponse):
+        assert "valid" in states, (states, result)
+    else:
+        assert isinstance(result, RefreshWithSessionCookieErrorResponse), result
+        assert result.authenticated is False
+        # refresh() reports the PyJWT error text itself.
+        assert result.reason in [TIME_ERRORS[s][1] for s in states if s in TIME_ERRORS], (states, result.reason)
+        assert_time_rejection(session, token, claims)
 
 
 @check("user_management.authenticate_with_refresh_token rotates the refresh token; the new access token keeps the session")

@@ -30,12 +30,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
+/// The whole application: the documented API, `/openapi.json`, and the layers.
 pub fn router(state: AppState) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
-    let body_limit = state.config.body_limit_bytes;
     let (api, doc) = api();
     let doc_json: std::sync::Arc<str> = crate::openapi::json(&doc).into();
-    api.route(
+    let routes = api.route(
         "/openapi.json",
         axum::routing::get(move || {
             let body = doc_json.clone();
@@ -46,24 +45,38 @@ pub fn router(state: AppState) -> Router {
                 )
             }
         }),
-    )
-    .fallback(|| async { ApiError::RouteNotFound })
-    .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-    .layer(DefaultBodyLimit::max(body_limit))
-    .layer(CatchPanicLayer::custom(
-        |panic: Box<dyn std::any::Any + Send>| {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(panic = %msg, "handler panicked");
-            ApiError::Panic.into_response()
-        },
-    ))
-    // Every response carries X-Request-ID (SDKs copy it into their exceptions): the
-    // client's own if it sent one, otherwise a fresh UUID.
-    .layer(PropagateRequestIdLayer::new(request_id.clone()))
-    .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-    .with_state(state)
+    );
+    with_layers(routes, state)
+}
+
+/// Wraps routes in the cross-cutting layers: JSON fallbacks, body limit and body read
+/// timeout, the panic catcher (a panicking handler is logged and answered with a JSON 500;
+/// the server keeps serving), and request ids. Public so tests can wrap extra routes.
+pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let body_limit = state.config.body_limit_bytes;
+    let body_timeout = state.config.request_timeout;
+    routes
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            body_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(
+            |panic: Box<dyn std::any::Any + Send>| {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %msg, "handler panicked");
+                ApiError::Panic.into_response()
+            },
+        ))
+        // Every response carries X-Request-ID (SDKs copy it into their exceptions): the
+        // client's own if it sent one, otherwise a fresh UUID.
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
 }

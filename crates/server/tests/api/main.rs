@@ -4,6 +4,8 @@
 
 mod helpers;
 
+mod hostile;
+
 mod basics;
 mod cli;
 mod concurrency;
