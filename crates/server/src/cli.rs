@@ -97,6 +97,12 @@ struct ServeArgs {
         default_value = "https://api.twilio.com"
     )]
     twilio_base_url: String,
+    /// `iss` claim of access tokens.
+    #[arg(long, env = "TESSERA_ISSUER", default_value = "tessera")]
+    issuer: String,
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "TESSERA_ACCESS_TOKEN_TTL_SECONDS", default_value_t = 300)]
+    access_token_ttl_seconds: i64,
 }
 
 /// The SMS provider from flags and the secret environment variables.
@@ -197,6 +203,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.challenge_ttl_ms = args.challenge_ttl_seconds.saturating_mul(1000);
             config.max_connections = args.max_connections;
             config.totp_window = args.totp_window;
+            config.issuer = args.issuer.clone();
+            config.access_token_ttl_ms = args.access_token_ttl_seconds.clamp(30, 86_400) * 1000;
             config.sms_provider = sms_provider(&args)?;
             let app = Application::build(config, clock).await?;
             app.run_until(crate::startup::shutdown_signal()).await?;

@@ -96,23 +96,28 @@ macro_rules! later_of {
     };
 }
 
-/// Checks (and, for a failure, charges) a GCRA limit on one row. `$1` id, `$2` charge?,
-/// `$3` now, `$4` interval, `$5` window. Zero rows updated means the limit is reached; a
-/// correct code is refused too, otherwise the limit would not stop a lucky guess.
-const FACTOR_GATE: &str = concat!(
-    "UPDATE auth_factors SET fail_tat = CASE WHEN $2 THEN ",
-    later_of!("fail_tat", "$3"),
-    " + $4 ELSE fail_tat END WHERE id = $1 AND ",
-    later_of!("fail_tat", "$3"),
-    " + $4 - $3 <= $5"
-);
-const USER_GATE: &str = concat!(
-    "UPDATE users SET mfa_fail_tat = CASE WHEN $2 THEN ",
-    later_of!("mfa_fail_tat", "$3"),
-    " + $4 ELSE mfa_fail_tat END WHERE id = $1 AND ",
-    later_of!("mfa_fail_tat", "$3"),
-    " + $4 - $3 <= $5"
-);
+/// Checks (and, for a failure, charges) a GCRA limit held in `$col` of `$table`. `$1` id,
+/// `$2` charge?, `$3` now, `$4` interval, `$5` window. Zero rows updated means the limit is
+/// reached; a correct code is refused too, otherwise the limit would not stop a lucky guess.
+macro_rules! failure_gate {
+    ($table:literal, $col:literal) => {
+        concat!(
+            "UPDATE ",
+            $table,
+            " SET ",
+            $col,
+            " = CASE WHEN $2 THEN ",
+            later_of!($col, "$3"),
+            " + $4 ELSE ",
+            $col,
+            " END WHERE id = $1 AND ",
+            later_of!($col, "$3"),
+            " + $4 - $3 <= $5"
+        )
+    };
+}
+const FACTOR_GATE: &str = failure_gate!("auth_factors", "fail_tat");
+const USER_GATE: &str = failure_gate!("users", "mfa_fail_tat");
 const SMS_CHARGE: &str = concat!(
     "INSERT INTO sms_send_limits (phone_number, tat) VALUES ($1, $2 + $3) ",
     "ON CONFLICT (phone_number) DO UPDATE SET tat = ",
