@@ -122,8 +122,8 @@ impl Conn {
     ) -> anyhow::Result<Response> {
         match &mut self.inner {
             Inner::Hyper(slot) => {
-                let r = hyper_send(slot, self.addr, &self.host, &self.auth, method, path, body)
-                    .await;
+                let r =
+                    hyper_send(slot, self.addr, &self.host, &self.auth, method, path, body).await;
                 if r.is_err() {
                     *slot = None;
                 }

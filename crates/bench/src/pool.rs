@@ -288,7 +288,11 @@ mod tests {
         assert_eq!(f.next_step((t + 1) * STEP_MS), Some(t + 2));
         let late = t * STEP_MS + STEP_MS - 500;
         let g = Factor::new("g".into(), TotpSecret::generate(), String::new());
-        assert_eq!(g.next_step(late), Some(t), "no T-1 near the end of the step");
+        assert_eq!(
+            g.next_step(late),
+            Some(t),
+            "no T-1 near the end of the step"
+        );
         assert_eq!(g.sure_steps(early), 2);
     }
 
@@ -296,13 +300,21 @@ mod tests {
     fn a_factor_without_challenges_is_parked() {
         let pool = FactorPool::new(true);
         let mut f = Factor::new("f".into(), TotpSecret::generate(), String::new());
-        pool.add(Factor::new("g".into(), TotpSecret::generate(), String::new()));
+        pool.add(Factor::new(
+            "g".into(),
+            TotpSecret::generate(),
+            String::new(),
+        ));
         f.challenges.push_back(("c".into(), Instant::now()));
         pool.add(f);
         assert_eq!(pool.capacity(), 1);
         let got = pool.take().map(|f| f.id);
         assert_eq!(got.as_deref(), Some("f"));
         assert!(pool.take().is_none());
-        assert_eq!(pool.missing_challenges().len(), 1, "g still wants challenges");
+        assert_eq!(
+            pool.missing_challenges().len(),
+            1,
+            "g still wants challenges"
+        );
     }
 }

@@ -114,15 +114,22 @@ impl Prep {
 
     /// One TOTP factor for each `(user id, email)`, each with the challenge enrolment makes.
     pub async fn enroll(&self, users: Vec<(String, String)>) -> anyhow::Result<Vec<Factor>> {
-        parallel(&self.target, users, |mut conn, (user_id, email)| async move {
-            let r = enroll_once(&mut conn, &user_id, email).await;
-            (conn, r)
-        })
+        parallel(
+            &self.target,
+            users,
+            |mut conn, (user_id, email)| async move {
+                let r = enroll_once(&mut conn, &user_id, email).await;
+                (conn, r)
+            },
+        )
         .await
     }
 
     /// A new challenge for each factor id: `(factor id, challenge id)`.
-    pub async fn challenges(&self, factor_ids: Vec<String>) -> anyhow::Result<Vec<(String, String)>> {
+    pub async fn challenges(
+        &self,
+        factor_ids: Vec<String>,
+    ) -> anyhow::Result<Vec<(String, String)>> {
         parallel(&self.target, factor_ids, |mut conn, factor_id| async move {
             let r = async {
                 let v = conn
@@ -150,7 +157,9 @@ pub const ENROLL_BODY: &[u8] = br#"{"type":"totp"}"#;
 pub fn factor_from_enrolment(v: &serde_json::Value, email: String) -> anyhow::Result<Factor> {
     let f = &v["authentication_factor"];
     let id = f["id"].as_str().context("factor without id")?.to_owned();
-    let secret = f["totp"]["secret"].as_str().context("factor without secret")?;
+    let secret = f["totp"]["secret"]
+        .as_str()
+        .context("factor without secret")?;
     let secret = TotpSecret::from_base32(secret).map_err(|e| anyhow::anyhow!("secret: {e}"))?;
     let challenge = v["authentication_challenge"]["id"]
         .as_str()

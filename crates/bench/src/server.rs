@@ -119,7 +119,9 @@ fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
 
 fn parse_line(line: &str) -> Option<LogEvent> {
     if let Some(i) = line.find("store it now: ") {
-        let key = line[i + "store it now: ".len()..].split_whitespace().next()?;
+        let key = line[i + "store it now: ".len()..]
+            .split_whitespace()
+            .next()?;
         return Some(LogEvent::Key(key.to_owned()));
     }
     if line.contains("tessera is listening") {
@@ -239,11 +241,6 @@ impl Server {
         bail!("the server did not stop within 15 s of SIGTERM; killed it")
     }
 
-    /// utime + stime of the whole process, in clock ticks.
-    pub fn cpu_ticks(&self) -> anyhow::Result<u64> {
-        cpu_ticks(&format!("/proc/{}/stat", self.pid))
-    }
-
     /// Peak resident set size (VmHWM) in KiB.
     pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
@@ -276,6 +273,74 @@ pub fn cpu_ticks(stat_path: &str) -> anyhow::Result<u64> {
     let utime: u64 = f.get(11).context("no utime")?.parse()?;
     let stime: u64 = f.get(12).context("no stime")?.parse()?;
     Ok(utime + stime)
+}
+
+/// Context switches (voluntary + involuntary) of all live threads of process `pid`.
+pub fn context_switches(pid: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .map(|status| {
+            status
+                .lines()
+                .filter_map(|l| {
+                    l.strip_prefix("voluntary_ctxt_switches:")
+                        .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+                })
+                .filter_map(|v| v.trim().parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+/// Busy CPU ticks of the whole machine (all CPUs; `/proc/stat` minus idle and iowait).
+pub fn machine_busy_ticks() -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    anyhow::ensure!(v.len() >= 5, "malformed /proc/stat");
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: u64 = v.iter().take(8).sum();
+    Ok(total - v[3] - v[4])
+}
+
+/// utime + stime of every process named `postgres` (a local PostgreSQL server's backends),
+/// in clock ticks, so that the database's CPU is not counted as noise.
+pub fn postgres_ticks() -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| {
+            let path = e.path();
+            let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+            (comm.trim() == "postgres")
+                .then(|| cpu_ticks(&path.join("stat").to_string_lossy()).ok())
+                .flatten()
+        })
+        .sum()
+}
+
+/// The load averages (1, 5, 15 minutes).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 on Linux in practice).
@@ -313,7 +378,11 @@ pub fn free_port() -> anyhow::Result<u16> {
 }
 
 /// `tessera client-id` on the same database, when the log line did not carry it.
-pub fn client_id_command(bin: &Path, database_url: &str, master_key: &str) -> anyhow::Result<String> {
+pub fn client_id_command(
+    bin: &Path,
+    database_url: &str,
+    master_key: &str,
+) -> anyhow::Result<String> {
     let out = Command::new(bin)
         .args(["--database-url", database_url, "client-id"])
         .env("TESSERA_MASTER_KEY", master_key)
@@ -371,7 +440,8 @@ mod tests {
     }
 
     #[test]
-    fn cpu_ticks_of_this_process_can_be_read() {
+    fn cpu_ticks_of_this_process_and_the_machine_can_be_read() {
         assert!(cpu_ticks("/proc/self/stat").is_ok());
+        assert!(machine_busy_ticks().is_ok());
     }
 }
