@@ -23,7 +23,7 @@ pub enum RefreshOutcome {
     /// The token was fresh and is now used; the session (id, user id) goes on.
     Rotated { session_id: String, user_id: String },
     /// The token had been used before: the session is now revoked.
-    ReuseDetected { session_id: String },
+    ReuseDetected { session_id: String, user_id: String },
     /// Unknown token, or its session is revoked.
     Invalid,
 }
@@ -305,6 +305,11 @@ impl Store {
             let Some(session_id) = known else {
                 return Ok(RefreshOutcome::Invalid);
             };
+            let user_id: String = sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1")
+                .bind(&session_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(internal)?;
             let n = sqlx::query(
                 "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
             )
@@ -316,7 +321,10 @@ impl Store {
             .rows_affected();
             tx.commit().await.map_err(internal)?;
             Ok(if n == 1 {
-                RefreshOutcome::ReuseDetected { session_id }
+                RefreshOutcome::ReuseDetected {
+                    session_id,
+                    user_id,
+                }
             } else {
                 RefreshOutcome::Invalid
             })

@@ -1100,5 +1100,21 @@ def _() -> None:
     assert err.code == "invalid_pending_authentication_token", err.response_json
 
 
+@check("events.list_events parses Tessera's MFA and session events into the SDK's typed models")
+def _() -> None:
+    names = ["authentication.mfa_succeeded", "authentication.mfa_failed", "session.created", "session.revoked"]
+    page = workos_client.events.list_events(events=names, limit=100)
+    kinds = {type(e).__name__ for e in page.data}
+    for want in ["AuthenticationMfaSucceededEvent", "AuthenticationMfaFailedEvent", "SessionCreatedEvent", "SessionRevokedEvent"]:
+        assert want in kinds, (want, kinds)
+    for e in page.data:
+        assert e.id.startswith("event_"), e.id
+        assert e.event in names, e.event
+    ok = next(e for e in page.data if e.event == "authentication.mfa_succeeded")
+    assert ok.data.type == "mfa" and ok.data.status == "succeeded" and isinstance(ok.data.email, str), ok.data
+    bad = next(e for e in page.data if e.event == "authentication.mfa_failed")
+    assert bad.data.error.code, bad.data
+
+
 print(f"sdk-python-v5: {passed} passed, {failed} failed", flush=True)
 sys.exit(0 if failed == 0 else 1)

@@ -40,6 +40,7 @@ pub fn mfa_data(
     factor_id: &str,
     challenge_id: &str,
     error: Option<(&str, &str)>,
+    fallback_label: &str,
 ) -> Value {
     let mut d = json!({
         "type": "mfa",
@@ -47,7 +48,9 @@ pub fn mfa_data(
         "ip_address": meta.ip_address,
         "user_agent": meta.user_agent,
         "user_id": user.map(|u| u.0),
-        "email": user.map(|u| u.1),
+        // WorkOS SDKs require a string here on success (Python v5 parses strictly); a
+        // factor without a user reports its label (TOTP user or phone number) instead.
+        "email": user.map(|u| u.1).unwrap_or(fallback_label),
         "authentication_factor_id": factor_id,
         "authentication_challenge_id": challenge_id,
     });

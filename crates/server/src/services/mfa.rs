@@ -335,6 +335,11 @@ pub async fn verify(
         None => None,
     };
     let user_ref = user.as_ref().map(|u| (u.id.as_str(), u.email.as_str()));
+    let label = factor
+        .totp_user
+        .as_deref()
+        .or(factor.phone_number.as_deref())
+        .unwrap_or_default();
     let failed_event = |code: &str, message: &str| {
         events::new_event(
             now,
@@ -346,6 +351,7 @@ pub async fn verify(
                 &factor.id,
                 challenge_id,
                 Some((code, message)),
+                label,
             ),
         )
     };
@@ -379,7 +385,15 @@ pub async fn verify(
         AttemptKind::Succeeded => events::new_event(
             now,
             events::MFA_SUCCEEDED,
-            events::mfa_data("succeeded", meta, user_ref, &factor.id, challenge_id, None),
+            events::mfa_data(
+                "succeeded",
+                meta,
+                user_ref,
+                &factor.id,
+                challenge_id,
+                None,
+                label,
+            ),
         ),
         AttemptKind::Failed => {
             failed_event("mfa_challenge_failed", "The MFA challenge has failed.")

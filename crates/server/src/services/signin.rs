@@ -401,7 +401,7 @@ async fn start_session(
     events::record(
         state,
         SESSION_CREATED,
-        json!({ "id": session_id, "user_id": user.id, "ip_address": meta.ip_address, "user_agent": meta.user_agent }),
+        session_event(&session_id, &user.id, meta, now.millis(), None),
     )
     .await?;
     let mut user = user.clone();
@@ -412,6 +412,31 @@ async fn start_session(
         user: UserView::from(&user),
         authentication_method: Some("Password"),
     })
+}
+
+/// `data` of `session.*` events: the WorkOS session object (Python v5 parses it strictly).
+fn session_event(
+    id: &str,
+    user_id: &str,
+    meta: &RequestMeta,
+    created_at: i64,
+    reason: Option<&str>,
+) -> serde_json::Value {
+    let ts = tessera_core::Timestamp(created_at);
+    let mut v = json!({
+        "object": "session",
+        "id": id,
+        "user_id": user_id,
+        "organization_id": null,
+        "ip_address": meta.ip_address,
+        "user_agent": meta.user_agent,
+        "created_at": ts,
+        "updated_at": ts,
+    });
+    if let Some(r) = reason {
+        v["reason"] = json!(r);
+    }
+    v
 }
 
 async fn access_token(state: &AppState, user_id: &str, session_id: &str) -> Result<String, Error> {
@@ -453,12 +478,21 @@ async fn refresh_grant(
                 authentication_method: None,
             })
         }
-        RefreshOutcome::ReuseDetected { session_id } => {
+        RefreshOutcome::ReuseDetected {
+            session_id,
+            user_id,
+        } => {
             tracing::warn!(
                 session_id,
                 "a used refresh token was presented again; its session is revoked"
             );
-            let data = json!({ "id": session_id, "reason": "refresh_token_reuse" });
+            let data = session_event(
+                &session_id,
+                &user_id,
+                &RequestMeta::default(),
+                now.millis(),
+                Some("refresh_token_reuse"),
+            );
             events::record(state, SESSION_REVOKED, data).await?;
             Err(Error::InvalidGrant(
                 "The refresh token was already used; the session has been revoked.".into(),
