@@ -2,10 +2,31 @@
 //!
 //! These functions are CPU-heavy by design (~tens of ms); the server calls them on the blocking
 //! pool behind a semaphore, never on the async executor.
+//!
+//! # Memory
+//!
+//! Argon2 needs `m_cost` KiB of working memory per hash (19 MiB here). `argon2`'s
+//! `PasswordHasher`/`PasswordVerifier` allocate it afresh for every call, and glibc keeps the
+//! freed blocks of many concurrent hashes resident, so under password load the process grew
+//! to ~450 MiB. Here every hash borrows its working memory from a [`BlockPool`] instead: at
+//! most `max_buffers` buffers ever exist (a caller that finds all of them in use waits for
+//! one), so the memory for Argon2 is bounded by `max_buffers × 19 MiB` and is allocated (and
+//! page-faulted) once rather than per request.
+//!
+//! [`hash`] and [`verify`] use the process-wide [`BlockPool::global`], sized to the number of
+//! cores — the same bound the server's hashing semaphore uses. [`hash_with`] and
+//! [`verify_with`] take an explicit pool.
+//!
+//! The PHC strings are exactly those `argon2::PasswordHasher::hash_password` writes, and
+//! verification reads algorithm, version, `m`/`t`/`p`, salt and output length from the stored
+//! string, like `argon2::PasswordVerifier`, so hashes made before the pool, and imported
+//! Argon2 hashes with other parameters, verify unchanged.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
-use std::sync::OnceLock;
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 /// NIST SP 800-63B §5.1.1.2: at least 8 characters; at least 64 must be allowed. The upper
 /// bound keeps a single request from making us hash megabytes.
@@ -24,20 +45,60 @@ pub fn strength_problem(password: &str) -> Option<String> {
     }
 }
 
+/// Hashes `password` with Argon2id and a fresh random salt, using working memory from the
+/// global [`BlockPool`]. Returns the PHC string to store.
 pub fn hash(password: &str) -> Result<String, crate::Error> {
+    hash_with(BlockPool::global(), password)
+}
+
+/// [`hash`] with working memory from `pool`.
+pub fn hash_with(pool: &BlockPool, password: &str) -> Result<String, crate::Error> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(crate::Error::internal)
+    hash_with_salt(pool, password, &salt)
+}
+
+fn hash_with_salt(
+    pool: &BlockPool,
+    password: &str,
+    salt: &SaltString,
+) -> Result<String, crate::Error> {
+    // Argon2::default() is Argon2id, version 0x13, Params::DEFAULT: what `hash` always used.
+    let argon = Argon2::default();
+    let params = argon.params();
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_buf)
+        .map_err(crate::Error::internal)?;
+    let mut out = Zeroizing::new([0u8; Params::DEFAULT_OUTPUT_LEN]);
+    pool.with_blocks(params.block_count(), |blocks| {
+        argon.hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut *out, blocks)
+    })
+    .map_err(crate::Error::internal)?;
+    // The same fields, in the same order, as `<Argon2 as PasswordHasher>::hash_password`.
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(crate::Error::internal)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&*out).map_err(crate::Error::internal)?),
+    };
+    Ok(phc.to_string())
 }
 
 /// Verifies `password` against a stored PHC string. `None` (a user without a password, or an
 /// unknown user) is checked against a fixed dummy hash so that the time taken does not reveal
-/// whether the account exists; the answer is then always `false`.
+/// whether the account exists; the answer is then always `false`. Working memory comes from
+/// the global [`BlockPool`].
 pub fn verify(password: &str, stored: Option<&str>) -> bool {
+    verify_with(BlockPool::global(), password, stored)
+}
+
+/// [`verify`] with working memory from `pool`.
+pub fn verify_with(pool: &BlockPool, password: &str, stored: Option<&str>) -> bool {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| hash("tessera dummy password").unwrap_or_default());
+    // Initialised before any buffer is taken: hashing it needs one of its own.
+    let dummy = DUMMY.get_or_init(|| hash_with(pool, "tessera dummy password").unwrap_or_default());
     let (phc, real) = match stored {
         Some(s) => (s, true),
         None => (dummy.as_str(), false),
@@ -45,20 +106,211 @@ pub fn verify(password: &str, stored: Option<&str>) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
-    let ok = Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok();
+    let ok = matches(pool, password.as_bytes(), &parsed).unwrap_or(false);
     ok && real
+}
+
+/// What `argon2::PasswordVerifier::verify_password` does — every parameter from the stored
+/// hash, defaults where it omits one — but with pooled memory. The outputs are compared in
+/// constant time.
+fn matches(
+    pool: &BlockPool,
+    password: &[u8],
+    stored: &PasswordHash<'_>,
+) -> Result<bool, argon2::password_hash::Error> {
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+        return Ok(false);
+    };
+    let algorithm = Algorithm::try_from(stored.algorithm)?;
+    let version = stored
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    // m, t, p, keyid, data, and the output length of the stored hash.
+    let params = Params::try_from(stored)?;
+    let blocks_needed = params.block_count();
+    let argon = Argon2::new(algorithm, version, params);
+    let mut salt_buf = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buf)?;
+    let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+    pool.with_blocks(blocks_needed, |blocks| {
+        argon.hash_password_into_with_memory(password, salt, &mut out, blocks)
+    })?;
+    Ok(bool::from(expected.as_bytes().ct_eq(&out)))
+}
+
+/// Reusable Argon2 working memories ("block arrays"), at most `max_buffers` of them.
+///
+/// A hash takes an idle buffer, or allocates one if fewer than `max_buffers` exist, or else
+/// waits until another hash returns one; so at most `max_buffers` hashes run at once and at
+/// most `max_buffers` standard-size buffers ever exist. Size the pool to the number of
+/// concurrent hashes the caller allows (the server: its hashing semaphore, one per core) and
+/// nobody ever waits here.
+///
+/// Buffers are sized for the default parameters (19 MiB). A stored hash with a smaller
+/// `m_cost` uses a prefix of one; a larger one gets a buffer of its own size in place of the
+/// standard one, dropped (not pooled) after that hash, so odd imported parameters never
+/// leave large buffers behind.
+///
+/// The memory is not wiped between hashes (wiping 19 MiB costs ~1.4 ms, ~7 % of a hash), just
+/// as the freed allocations of the old code never were. With Tessera's t = 2 the buffer holds
+/// the state of the last pass, from which checking a password guess still costs a whole
+/// first pass.
+pub struct BlockPool {
+    max_buffers: usize,
+    /// Blocks per pooled buffer: `Params::DEFAULT.block_count()`.
+    blocks: usize,
+    state: Mutex<PoolState>,
+    returned: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Vec<Block>>,
+    /// Buffers in existence: idle, in use, or being allocated.
+    allocated: usize,
+    /// The largest `allocated` ever was.
+    peak: usize,
+}
+
+impl std::fmt::Debug for BlockPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.lock();
+        f.debug_struct("BlockPool")
+            .field("max_buffers", &self.max_buffers)
+            .field("blocks", &self.blocks)
+            .field("allocated", &s.allocated)
+            .field("idle", &s.idle.len())
+            .finish()
+    }
+}
+
+impl BlockPool {
+    /// A pool of at most `max_buffers` (at least 1) buffers. Nothing is allocated until a
+    /// hash needs it.
+    pub fn new(max_buffers: usize) -> Self {
+        BlockPool {
+            max_buffers: max_buffers.max(1),
+            blocks: Params::DEFAULT.block_count(),
+            state: Mutex::new(PoolState::default()),
+            returned: Condvar::new(),
+        }
+    }
+
+    /// The pool [`hash`] and [`verify`] use: one buffer per core
+    /// (`std::thread::available_parallelism`, 2 if unknown), the bound the server puts on
+    /// concurrent password work.
+    pub fn global() -> &'static BlockPool {
+        static GLOBAL: OnceLock<BlockPool> = OnceLock::new();
+        GLOBAL.get_or_init(|| {
+            BlockPool::new(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
+            )
+        })
+    }
+
+    /// The most buffers this pool will ever hold.
+    pub fn max_buffers(&self) -> usize {
+        self.max_buffers
+    }
+
+    /// Buffers that exist now (idle or in use).
+    pub fn allocated(&self) -> usize {
+        self.lock().allocated
+    }
+
+    /// Buffers that exist now and are not in use.
+    pub fn idle(&self) -> usize {
+        self.lock().idle.len()
+    }
+
+    /// The most buffers that ever existed at once (never more than [`Self::max_buffers`]).
+    pub fn peak_allocated(&self) -> usize {
+        self.lock().peak
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // The lock is never held across anything that can panic; recover rather than fail.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` with at least `blocks` blocks of working memory, then returns the buffer.
+    fn with_blocks<R>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
+        let mut lease = self.take();
+        if lease.buf.len() < blocks {
+            // A stored hash with a larger m_cost: swap the standard buffer for one of the
+            // right size (freeing the old one first), still counted as one of ours.
+            lease.buf = Vec::new();
+            lease.buf = vec![Block::default(); blocks];
+        }
+        f(&mut lease.buf[..blocks])
+    }
+
+    fn take(&self) -> Lease<'_> {
+        let mut s = self.lock();
+        loop {
+            if let Some(buf) = s.idle.pop() {
+                return Lease { pool: self, buf };
+            }
+            if s.allocated < self.max_buffers {
+                s.allocated += 1;
+                s.peak = s.peak.max(s.allocated);
+                drop(s);
+                // Allocated outside the lock; the slot is already reserved. If this
+                // panicked, the lease's drop would give the slot back.
+                let mut lease = Lease {
+                    pool: self,
+                    buf: Vec::new(),
+                };
+                lease.buf = vec![Block::default(); self.blocks];
+                return lease;
+            }
+            s = self
+                .returned
+                .wait(s)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn give_back(&self, buf: Vec<Block>) {
+        let mut s = self.lock();
+        if buf.len() == self.blocks {
+            s.idle.push(buf);
+        } else {
+            // Odd-sized (or never allocated): forget it; a standard one is made when needed.
+            s.allocated -= 1;
+            drop(s);
+            drop(buf);
+        }
+        self.returned.notify_one();
+    }
+}
+
+/// A buffer on loan from a [`BlockPool`], returned on drop (also if the hash panics).
+struct Lease<'a> {
+    pool: &'a BlockPool,
+    buf: Vec<Block>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        self.pool.give_back(std::mem::take(&mut self.buf));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordHasher;
+    use std::sync::Arc;
 
     #[test]
     fn a_hash_verifies_only_its_own_password() {
         let h = hash("correct horse battery").unwrap();
-        assert!(h.starts_with("$argon2id$"));
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(verify("correct horse battery", Some(&h)));
         assert!(!verify("wrong horse battery", Some(&h)));
     }
@@ -66,6 +318,7 @@ mod tests {
     #[test]
     fn unknown_users_never_verify_even_with_the_dummy_password() {
         assert!(!verify("tessera dummy password", None));
+        assert!(!verify("anything", None));
     }
 
     #[test]
@@ -73,5 +326,120 @@ mod tests {
         assert!(strength_problem("1234567").is_some());
         assert!(strength_problem("12345678").is_none());
         assert!(strength_problem(&"x".repeat(2000)).is_some());
+    }
+
+    #[test]
+    fn hash_and_verify_round_trip_through_a_pool_and_reuse_its_buffer() {
+        let pool = BlockPool::new(1);
+        let h = hash_with(&pool, "pooled password").unwrap();
+        assert!(verify_with(&pool, "pooled password", Some(&h)));
+        assert!(!verify_with(&pool, "pooled passwort", Some(&h)));
+        assert!(!verify_with(&pool, "", Some(&h)));
+        // One buffer, made once, back in the pool.
+        assert_eq!(
+            (pool.allocated(), pool.idle(), pool.peak_allocated()),
+            (1, 1, 1)
+        );
+        // And the global-pool functions agree with the explicit pool.
+        assert!(verify("pooled password", Some(&h)));
+    }
+
+    #[test]
+    fn phc_strings_are_exactly_what_the_argon2_crate_writes() {
+        let pool = BlockPool::new(1);
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let ours = hash_with_salt(&pool, "same salt, same hash", &salt).unwrap();
+        let theirs = Argon2::default()
+            .hash_password(b"same salt, same hash", &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn hashes_from_the_old_code_path_still_verify() {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let old = Argon2::default()
+            .hash_password(b"hashed before the pool", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify("hashed before the pool", Some(&old)));
+        assert!(!verify("hashed after the pool", Some(&old)));
+    }
+
+    #[test]
+    fn hashes_with_other_parameters_verify_and_leave_the_pool_standard() {
+        let pool = BlockPool::new(1);
+        let standard = Params::DEFAULT.block_count();
+        let cases = [
+            // Smaller memory, argon2i, the old version 0x10, a 16-byte output.
+            (
+                Algorithm::Argon2i,
+                Version::V0x10,
+                Params::new(4096, 1, 1, Some(16)),
+            ),
+            // Larger memory than the pooled buffers, two lanes.
+            (
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(24 * 1024, 1, 2, None),
+            ),
+            (
+                Algorithm::Argon2d,
+                Version::V0x13,
+                Params::new(8, 3, 1, None),
+            ),
+        ];
+        for (alg, ver, params) in cases {
+            let argon = Argon2::new(alg, ver, params.unwrap());
+            let salt = SaltString::generate(&mut rand::rngs::OsRng);
+            let h = argon.hash_password(b"imported", &salt).unwrap().to_string();
+            assert!(verify_with(&pool, "imported", Some(&h)), "{h}");
+            assert!(!verify_with(&pool, "imported!", Some(&h)), "{h}");
+            assert!(pool.allocated() <= 1);
+        }
+        // The large buffer was not kept: the next hash gets a standard one again.
+        hash_with(&pool, "back to normal").unwrap();
+        assert_eq!((pool.allocated(), pool.idle()), (1, 1));
+        assert_eq!(pool.lock().idle[0].len(), standard);
+    }
+
+    #[test]
+    fn malformed_or_foreign_hashes_never_verify() {
+        for stored in [
+            "",
+            "not a hash",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ",
+            "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+            "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E",
+        ] {
+            assert!(!verify("password", Some(stored)), "{stored}");
+        }
+    }
+
+    #[test]
+    fn the_pool_never_holds_more_buffers_than_its_cap_under_concurrent_use() {
+        let pool = Arc::new(BlockPool::new(2));
+        let stored = hash_with(&pool, "concurrent").unwrap();
+        let threads: Vec<_> = (0..6)
+            .map(|i| {
+                let pool = Arc::clone(&pool);
+                let stored = stored.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..2 {
+                        let own = hash_with(&pool, &format!("thread {i}")).unwrap();
+                        assert!(verify_with(&pool, &format!("thread {i}"), Some(&own)));
+                        assert!(verify_with(&pool, "concurrent", Some(&stored)));
+                        assert!(pool.allocated() <= 2);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(pool.peak_allocated(), 2);
+        assert_eq!(pool.allocated(), 2);
+        assert_eq!(pool.idle(), 2);
     }
 }

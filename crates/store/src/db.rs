@@ -4,9 +4,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use tessera_core::Error;
 
 /// A database URL whose `Debug` and `Display` never show a password.
@@ -119,10 +117,7 @@ impl Default for StoreOptions {
 }
 
 pub(crate) enum Db {
-    Sqlite {
-        reader: SqlitePool,
-        writer: SqlitePool,
-    },
+    Sqlite(crate::sql::Sqlite),
     Postgres(PgPool),
 }
 
@@ -138,21 +133,78 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Runs `$body` with `$pool` bound to the pool of the configured backend. `read` picks the
-/// SQLite reader pool, `write` the single SQLite writer; PostgreSQL has one pool for both.
-/// The body is compiled once per backend, so a statement that one backend cannot run fails at
-/// test time on that backend, not silently.
+/// Runs `$body` with `$c` bound to a connection of the configured backend ([`crate::sql`]
+/// has the two connection types, whose methods have the same names). The body is compiled
+/// once per backend, so a statement that one backend cannot run fails at test time on that
+/// backend, not silently. The body is an `async` block: `?` and `return` leave the body.
+///
+/// * `read`: a SQLite reader connection, or the PostgreSQL pool;
+/// * `write`: the single SQLite writer (held for the whole body), or the PostgreSQL pool;
+/// * `transaction`: one transaction; the body returns [`crate::sql::Tx`] to commit or roll
+///   back (an `Err` always rolls back).
 macro_rules! on_db {
-    ($store:expr, read, |$pool:ident| $body:expr) => {
+    ($store:expr, read, |$c:ident| $body:expr) => {
         match &*$store.db {
-            $crate::db::Db::Sqlite { reader: $pool, .. } => $body,
-            $crate::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::Sqlite(lite) => {
+                let mut conn = lite.reader()?;
+                let $c = &mut $crate::sql::Lite::new(&mut conn);
+                let r: Result<_, tessera_core::Error> = async { $body }.await;
+                r
+            }
+            $crate::db::Db::Postgres(pool) => {
+                let $c = &mut $crate::sql::Pg::Pool(pool);
+                let r: Result<_, tessera_core::Error> = async { $body }.await;
+                r
+            }
         }
     };
-    ($store:expr, write, |$pool:ident| $body:expr) => {
+    ($store:expr, write, |$c:ident| $body:expr) => {
         match &*$store.db {
-            $crate::db::Db::Sqlite { writer: $pool, .. } => $body,
-            $crate::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::Sqlite(lite) => {
+                let mut conn = lite.writer().await;
+                let $c = &mut $crate::sql::Lite::new(&mut conn);
+                let r: Result<_, tessera_core::Error> = async { $body }.await;
+                r
+            }
+            $crate::db::Db::Postgres(pool) => {
+                let $c = &mut $crate::sql::Pg::Pool(pool);
+                let r: Result<_, tessera_core::Error> = async { $body }.await;
+                r
+            }
+        }
+    };
+    ($store:expr, transaction, |$c:ident| $body:expr) => {
+        match &*$store.db {
+            $crate::db::Db::Sqlite(lite) => {
+                let mut conn = lite.writer().await;
+                let mut lc = $crate::sql::Lite::new(&mut conn);
+                lc.begin()?;
+                let r: Result<$crate::sql::Tx<_>, tessera_core::Error> = async {
+                    let $c = &mut lc;
+                    $body
+                }
+                .await;
+                lc.finish(r)
+            }
+            $crate::db::Db::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err($crate::db::internal)?;
+                let r: Result<$crate::sql::Tx<_>, tessera_core::Error> = async {
+                    let $c = &mut $crate::sql::Pg::Tx(&mut tx);
+                    $body
+                }
+                .await;
+                match r {
+                    Ok($crate::sql::Tx::Commit(v)) => {
+                        tx.commit().await.map_err($crate::db::internal)?;
+                        Ok(v)
+                    }
+                    Ok($crate::sql::Tx::Rollback(v)) => {
+                        tx.rollback().await.map_err($crate::db::internal)?;
+                        Ok(v)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
         }
     };
 }
@@ -183,43 +235,8 @@ impl Store {
             }
             DbKind::Sqlite => {
                 let path = url.sqlite_path().unwrap_or_default();
-                let base = SqliteConnectOptions::from_str("sqlite:")
-                    .map_err(internal)?
-                    .filename(&path)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    // NORMAL in WAL mode is durable against application crashes and keeps
-                    // commits off fsync; a power cut can lose the last transactions only.
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(5))
-                    .foreign_keys(true);
-                let writer = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(base.clone())
-                    .await
-                    .map_err(|e| {
-                        Error::Internal(format!(
-                            "cannot open SQLite database {}: {e}",
-                            path.display()
-                        ))
-                    })?;
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(&writer)
-                    .await
-                    .map_err(|e| Error::Internal(format!("SQLite migration failed: {e}")))?;
-                let reader = SqlitePoolOptions::new()
-                    .max_connections(opts.max_connections.max(1))
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(base.read_only(true))
-                    .await
-                    .map_err(|e| {
-                        Error::Internal(format!(
-                            "cannot open SQLite database {}: {e}",
-                            path.display()
-                        ))
-                    })?;
-                Db::Sqlite { reader, writer }
+                migrate_sqlite(&path).await?;
+                Db::Sqlite(crate::sql::Sqlite::open(&path, opts.max_connections)?)
             }
         };
         Ok(Store {
@@ -229,30 +246,53 @@ impl Store {
 
     pub fn kind(&self) -> DbKind {
         match &*self.db {
-            Db::Sqlite { .. } => DbKind::Sqlite,
+            Db::Sqlite(_) => DbKind::Sqlite,
             Db::Postgres(_) => DbKind::Postgres,
         }
     }
 
-    /// Closes the pools (flushes SQLite's WAL on the last connection).
+    /// Closes the pools (SQLite checkpoints its WAL when the last connection closes).
     pub async fn close(&self) {
         match &*self.db {
-            Db::Sqlite { reader, writer } => {
-                reader.close().await;
-                writer.close().await;
-            }
+            Db::Sqlite(lite) => lite.close().await,
             Db::Postgres(p) => p.close().await,
         }
     }
 
     /// Cheap readiness probe.
     pub async fn ping(&self) -> Result<(), Error> {
-        on_db!(self, read, |pool| sqlx::query("SELECT 1")
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .map_err(internal))
+        on_db!(self, read, |c| {
+            let _: i64 = c.one("SELECT 1", &[]).await?;
+            Ok(())
+        })
     }
+}
+
+/// Runs the SQLite migrations with sqlx's migrator (its `_sqlx_migrations` bookkeeping is
+/// the schema version of existing databases), on a connection closed right after.
+async fn migrate_sqlite(path: &std::path::Path) -> Result<(), Error> {
+    use sqlx::Connection;
+    let opts = SqliteConnectOptions::from_str("sqlite:")
+        .map_err(internal)?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    let mut conn = sqlx::SqliteConnection::connect_with(&opts)
+        .await
+        .map_err(|e| {
+            Error::Internal(format!(
+                "cannot open SQLite database {}: {e}",
+                path.display()
+            ))
+        })?;
+    sqlx::migrate!("./migrations/sqlite")
+        .run(&mut conn)
+        .await
+        .map_err(|e| Error::Internal(format!("SQLite migration failed: {e}")))?;
+    conn.close().await.map_err(internal)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod mfa;
 mod queries;
 mod rows;
 mod signin;
+mod sql;
 
 pub use db::{DatabaseUrl, DbKind, Store, StoreOptions};
 pub use list::{ListParams, Order, Page};

@@ -7,13 +7,12 @@
 use tessera_core::limits::Rate;
 use tessera_core::Error;
 
-use crate::db::{internal, on_db};
+use crate::db::on_db;
 use crate::list::{ListParams, Page};
+use crate::queries::{challenge_args, event_args, CHALLENGE_COLS, CHALLENGE_INSERT, EVENT_INSERT};
 use crate::rows::{ChallengeRow, EventRow};
+use crate::sql::{args, Arg, Tx};
 use crate::Store;
-
-const CHALLENGE_COLS: &str =
-    "id, factor_id, code_hash, expires_at, verified_at, attempts, created_at, updated_at";
 
 /// One verification attempt, already evaluated by the caller (the code check is pure).
 #[derive(Debug, Clone)]
@@ -127,12 +126,6 @@ const SMS_CHARGE: &str = concat!(
     " + $3 - $2 <= $4 RETURNING tat"
 );
 
-/// A dynamically assembled statement's parameters.
-enum Param {
-    Text(String),
-    Int(i64),
-}
-
 impl Store {
     /// Records one verification attempt atomically:
     /// 1. a matching TOTP code advances the factor's `last_totp_step` only if its step is
@@ -152,93 +145,79 @@ impl Store {
             "UPDATE auth_challenges SET attempts = attempts + 1, verified_at = CASE WHEN $2 THEN $3 ELSE verified_at END, updated_at = $3 \
              WHERE id = $1 AND verified_at IS NULL AND expires_at > $3 AND attempts < $4 RETURNING {CHALLENGE_COLS}"
         );
-        let outcome = on_db!(self, write, |pool| {
-            let mut tx = pool.begin().await.map_err(internal)?;
+        on_db!(self, transaction, |c| {
             let mut correct = a.correct;
             let mut replayed = false;
             if let (true, Some(step)) = (correct, a.totp_step) {
-                let n = sqlx::query("UPDATE auth_factors SET last_totp_step = $2 WHERE id = $1 AND last_totp_step < $2")
-                    .bind(a.factor_id)
-                    .bind(step)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(internal)?
-                    .rows_affected();
+                let n = c
+                    .exec(
+                        "UPDATE auth_factors SET last_totp_step = $2 WHERE id = $1 AND last_totp_step < $2",
+                        args![a.factor_id, step],
+                    )
+                    .await?;
                 if n == 0 {
                     correct = false;
                     replayed = true;
                 }
             }
-            let n = sqlx::query(FACTOR_GATE)
-                .bind(a.factor_id)
-                .bind(!correct)
-                .bind(a.now)
-                .bind(a.factor_rate.interval_ms())
-                .bind(a.factor_rate.window_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(internal)?
-                .rows_affected();
-            if n == 0 {
-                drop(tx);
-                let tat: Option<i64> =
-                    sqlx::query_scalar("SELECT fail_tat FROM auth_factors WHERE id = $1")
-                        .bind(a.factor_id)
-                        .fetch_optional(pool)
-                        .await
-                        .map_err(internal)?;
-                return Ok(VerifyOutcome::Refused(match tat {
+            let gate = args![
+                a.factor_id,
+                !correct,
+                a.now,
+                a.factor_rate.interval_ms(),
+                a.factor_rate.window_ms
+            ];
+            if c.exec(FACTOR_GATE, gate).await? == 0 {
+                let tat: Option<i64> = c
+                    .opt(
+                        "SELECT fail_tat FROM auth_factors WHERE id = $1",
+                        args![a.factor_id],
+                    )
+                    .await?;
+                return Ok(Tx::Rollback(VerifyOutcome::Refused(match tat {
                     Some(tat) => Refusal::FactorRateLimited {
                         retry_after_secs: a.factor_rate.retry_after_secs(tat, a.now),
                     },
                     None => Refusal::NotFound,
-                }));
+                })));
             }
             if let Some(uid) = a.user_id {
-                let n = sqlx::query(USER_GATE)
-                    .bind(uid)
-                    .bind(!correct)
-                    .bind(a.now)
-                    .bind(a.user_rate.interval_ms())
-                    .bind(a.user_rate.window_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(internal)?
-                    .rows_affected();
-                if n == 0 {
-                    drop(tx);
-                    let tat: i64 =
-                        sqlx::query_scalar("SELECT mfa_fail_tat FROM users WHERE id = $1")
-                            .bind(uid)
-                            .fetch_optional(pool)
-                            .await
-                            .map_err(internal)?
-                            .unwrap_or(a.now);
-                    return Ok(VerifyOutcome::Refused(Refusal::UserRateLimited {
-                        retry_after_secs: a.user_rate.retry_after_secs(tat, a.now),
-                    }));
+                let gate = args![
+                    uid,
+                    !correct,
+                    a.now,
+                    a.user_rate.interval_ms(),
+                    a.user_rate.window_ms
+                ];
+                if c.exec(USER_GATE, gate).await? == 0 {
+                    let tat: Option<i64> = c
+                        .opt("SELECT mfa_fail_tat FROM users WHERE id = $1", args![uid])
+                        .await?;
+                    return Ok(Tx::Rollback(VerifyOutcome::Refused(
+                        Refusal::UserRateLimited {
+                            retry_after_secs: a
+                                .user_rate
+                                .retry_after_secs(tat.unwrap_or(a.now), a.now),
+                        },
+                    )));
                 }
             }
-            let updated = sqlx::query_as::<_, ChallengeRow>(&challenge_update)
-                .bind(a.challenge_id)
-                .bind(correct)
-                .bind(a.now)
-                .bind(a.max_attempts)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(internal)?;
+            let updated: Option<ChallengeRow> = c
+                .opt(
+                    &challenge_update,
+                    args![a.challenge_id, correct, a.now, a.max_attempts],
+                )
+                .await?;
             let Some(challenge) = updated else {
-                drop(tx);
-                let current = sqlx::query_as::<_, ChallengeRow>(&format!(
-                    "SELECT {CHALLENGE_COLS} FROM auth_challenges WHERE id = $1"
-                ))
-                .bind(a.challenge_id)
-                .fetch_optional(pool)
-                .await
-                .map_err(internal)?;
+                let current: Option<ChallengeRow> = c
+                    .opt(
+                        &format!("SELECT {CHALLENGE_COLS} FROM auth_challenges WHERE id = $1"),
+                        args![a.challenge_id],
+                    )
+                    .await?;
                 let why = challenge_refusal(current.as_ref(), a.now, a.max_attempts)
                     .unwrap_or(Refusal::TooManyAttempts);
-                return Ok(VerifyOutcome::Refused(why));
+                return Ok(Tx::Rollback(VerifyOutcome::Refused(why)));
             };
             let kind = match (correct, replayed) {
                 (true, _) => AttemptKind::Succeeded,
@@ -246,25 +225,16 @@ impl Store {
                 (false, false) => AttemptKind::Failed,
             };
             let e = event(kind);
-            sqlx::query("INSERT INTO events (id, event, data, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(&e.id)
-                .bind(&e.event)
-                .bind(&e.data)
-                .bind(e.created_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(internal)?;
-            tx.commit().await.map_err(internal)?;
-            Ok::<_, Error>(if correct {
+            c.exec(EVENT_INSERT, &event_args(&e)).await?;
+            Ok(Tx::Commit(if correct {
                 VerifyOutcome::Verified(challenge)
             } else {
                 VerifyOutcome::Rejected {
                     challenge,
                     replayed,
                 }
-            })
-        })?;
-        Ok(outcome)
+            }))
+        })
     }
 
     /// Charges one SMS to `phone` against `rate`; `Err(retry_after_secs)` when the number has
@@ -275,57 +245,38 @@ impl Store {
         now: i64,
         rate: Rate,
     ) -> Result<Result<(), i64>, Error> {
-        on_db!(self, write, |pool| {
-            let tat: Option<i64> = sqlx::query_scalar(SMS_CHARGE)
-                .bind(phone)
-                .bind(now)
-                .bind(rate.interval_ms())
-                .bind(rate.window_ms)
-                .fetch_optional(pool)
-                .await
-                .map_err(internal)?;
+        on_db!(self, write, |c| {
+            let tat: Option<i64> = c
+                .opt(
+                    SMS_CHARGE,
+                    args![phone, now, rate.interval_ms(), rate.window_ms],
+                )
+                .await?;
             if tat.is_some() {
                 return Ok(Ok(()));
             }
-            let tat: i64 =
-                sqlx::query_scalar("SELECT tat FROM sms_send_limits WHERE phone_number = $1")
-                    .bind(phone)
-                    .fetch_one(pool)
-                    .await
-                    .map_err(internal)?;
+            let tat: i64 = c
+                .one(
+                    "SELECT tat FROM sms_send_limits WHERE phone_number = $1",
+                    args![phone],
+                )
+                .await?;
             Ok(Err(rate.retry_after_secs(tat, now)))
         })
     }
 
-    pub async fn insert_challenge(&self, c: &ChallengeRow) -> Result<(), Error> {
-        let sql = format!("INSERT INTO auth_challenges ({CHALLENGE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
-        on_db!(self, write, |pool| sqlx::query(&sql)
-            .bind(&c.id)
-            .bind(&c.factor_id)
-            .bind(&c.code_hash)
-            .bind(c.expires_at)
-            .bind(c.verified_at)
-            .bind(c.attempts)
-            .bind(c.created_at)
-            .bind(c.updated_at)
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .map_err(internal))
+    pub async fn insert_challenge(&self, ch: &ChallengeRow) -> Result<(), Error> {
+        on_db!(self, write, |c| {
+            c.exec(CHALLENGE_INSERT, &challenge_args(ch)).await?;
+            Ok(())
+        })
     }
 
     pub async fn insert_event(&self, e: &EventRow) -> Result<(), Error> {
-        on_db!(self, write, |pool| sqlx::query(
-            "INSERT INTO events (id, event, data, created_at) VALUES ($1, $2, $3, $4)"
-        )
-        .bind(&e.id)
-        .bind(&e.event)
-        .bind(&e.data)
-        .bind(e.created_at)
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(internal))
+        on_db!(self, write, |c| {
+            c.exec(EVENT_INSERT, &event_args(e)).await?;
+            Ok(())
+        })
     }
 
     /// Events, optionally only those named in `names` and created in `[start, end)`.
@@ -337,7 +288,7 @@ impl Store {
         p: &ListParams,
     ) -> Result<Page<EventRow>, Error> {
         let s = p.scan();
-        let mut params: Vec<Param> = vec![];
+        let mut params: Vec<Arg<'_>> = vec![];
         let mut sql = String::from("SELECT id, event, data, created_at FROM events WHERE 1 = 1");
         if !names.is_empty() {
             let first = params.len() + 1;
@@ -345,32 +296,23 @@ impl Store {
                 .map(|i| format!("${i}"))
                 .collect();
             sql += &format!(" AND event IN ({})", marks.join(", "));
-            params.extend(names.iter().cloned().map(Param::Text));
+            params.extend(names.iter().map(Arg::from));
         }
         if let Some(t) = start {
-            params.push(Param::Int(t));
+            params.push(Arg::from(t));
             sql += &format!(" AND created_at >= ${}", params.len());
         }
         if let Some(t) = end {
-            params.push(Param::Int(t));
+            params.push(Arg::from(t));
             sql += &format!(" AND created_at < ${}", params.len());
         }
         if let (Some(cmp), Some(c)) = (s.cmp, &s.cursor) {
-            params.push(Param::Text(c.clone()));
+            params.push(Arg::from(c));
             sql += &format!(" AND id {cmp} ${}", params.len());
         }
-        params.push(Param::Int(p.limit + 1));
+        params.push(Arg::from(p.limit + 1));
         sql += &format!(" ORDER BY id {} LIMIT ${}", s.dir, params.len());
-        let rows = on_db!(self, read, |pool| {
-            let mut q = sqlx::query_as::<_, EventRow>(&sql);
-            for prm in &params {
-                q = match prm {
-                    Param::Text(t) => q.bind(t),
-                    Param::Int(i) => q.bind(*i),
-                };
-            }
-            q.fetch_all(pool).await.map_err(internal)
-        })?;
-        Ok(p.page(&s, rows, |r| r.id.as_str()))
+        let rows = on_db!(self, read, |c| Ok(c.all(&sql, &params).await?))?;
+        Ok(p.page(&s, rows, |r: &EventRow| r.id.as_str()))
     }
 }

@@ -3,31 +3,55 @@
 use tessera_core::error::Entity;
 use tessera_core::Error;
 
-use crate::db::{internal, on_db};
+use crate::db::on_db;
 use crate::list::{ListParams, Page};
 use crate::rows::*;
+use crate::sql::{args, Arg, DbError, Tx};
 use crate::Store;
 
-const USER_COLS: &str = "id, email, email_verified, first_name, last_name, name, profile_picture_url, external_id, metadata, locale, password_hash, last_sign_in_at, created_at, updated_at";
-const FACTOR_COLS: &str = "id, user_id, type, totp_issuer, totp_user, secret_key_id, secret_sealed, phone_number, last_totp_step, created_at, updated_at";
-const CHALLENGE_COLS: &str =
+pub(crate) const USER_COLS: &str = "id, email, email_verified, first_name, last_name, name, profile_picture_url, external_id, metadata, locale, password_hash, last_sign_in_at, created_at, updated_at";
+pub(crate) const FACTOR_COLS: &str = "id, user_id, type, totp_issuer, totp_user, secret_key_id, secret_sealed, phone_number, last_totp_step, created_at, updated_at";
+pub(crate) const CHALLENGE_COLS: &str =
     "id, factor_id, code_hash, expires_at, verified_at, attempts, created_at, updated_at";
+const FACTOR_INSERT: &str = "INSERT INTO auth_factors (id, user_id, type, totp_issuer, totp_user, secret_key_id, secret_sealed, phone_number, last_totp_step, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+pub(crate) const CHALLENGE_INSERT: &str = "INSERT INTO auth_challenges (id, factor_id, code_hash, expires_at, verified_at, attempts, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub(crate) const EVENT_INSERT: &str =
+    "INSERT INTO events (id, event, data, created_at) VALUES ($1, $2, $3, $4)";
 
 /// Maps a unique-constraint violation on `users` to the precise client error. SQLite names
 /// the column in its message, PostgreSQL names the constraint; both contain the column name.
-fn user_conflict(e: sqlx::Error, user: &UserRow) -> Error {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            let what = format!("{} {}", db.message(), db.constraint().unwrap_or_default());
-            if what.contains("external_id") {
-                return Error::ExternalIdAlreadyUsed(user.external_id.clone().unwrap_or_default());
-            }
-            if what.contains("email") {
-                return Error::EmailNotAvailable(user.email.clone());
-            }
+fn user_conflict(e: DbError, user: &UserRow) -> Error {
+    if e.unique {
+        if e.message.contains("external_id") {
+            return Error::ExternalIdAlreadyUsed(user.external_id.clone().unwrap_or_default());
+        }
+        if e.message.contains("email") {
+            return Error::EmailNotAvailable(user.email.clone());
         }
     }
-    internal(e)
+    e.into()
+}
+
+pub(crate) fn challenge_args(c: &ChallengeRow) -> [Arg<'_>; 8] {
+    [
+        Arg::from(&c.id),
+        Arg::from(&c.factor_id),
+        Arg::from(&c.code_hash),
+        Arg::from(c.expires_at),
+        Arg::from(c.verified_at),
+        Arg::from(c.attempts),
+        Arg::from(c.created_at),
+        Arg::from(c.updated_at),
+    ]
+}
+
+pub(crate) fn event_args(e: &EventRow) -> [Arg<'_>; 4] {
+    [
+        Arg::from(&e.id),
+        Arg::from(&e.event),
+        Arg::from(&e.data),
+        Arg::from(e.created_at),
+    ]
 }
 
 impl Store {
@@ -40,93 +64,74 @@ impl Store {
         client_id: &str,
         now: i64,
     ) -> Result<EnvironmentRow, Error> {
-        on_db!(self, write, |pool| {
-            sqlx::query("INSERT INTO environment (id, client_id, mfa_required, created_at) VALUES (1, $1, FALSE, $2) ON CONFLICT (id) DO NOTHING")
-                .bind(client_id)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map_err(internal)?;
-            sqlx::query_as::<_, EnvironmentRow>(
+        on_db!(self, write, |c| {
+            c.exec("INSERT INTO environment (id, client_id, mfa_required, created_at) VALUES (1, $1, FALSE, $2) ON CONFLICT (id) DO NOTHING", args![client_id, now]).await?;
+            Ok(c.one(
                 "SELECT client_id, mfa_required, created_at FROM environment WHERE id = 1",
+                &[],
             )
-            .fetch_one(pool)
-            .await
-            .map_err(internal)
+            .await?)
         })
     }
 
     pub async fn find_environment(&self) -> Result<Option<EnvironmentRow>, Error> {
-        on_db!(self, read, |pool| sqlx::query_as::<_, EnvironmentRow>(
-            "SELECT client_id, mfa_required, created_at FROM environment WHERE id = 1"
-        )
-        .fetch_optional(pool)
-        .await
-        .map_err(internal))
+        on_db!(self, read, |c| Ok(c
+            .opt(
+                "SELECT client_id, mfa_required, created_at FROM environment WHERE id = 1",
+                &[]
+            )
+            .await?))
     }
 
     // ---- API keys ----------------------------------------------------------------------
 
     pub async fn insert_api_key(&self, row: &ApiKeyRow) -> Result<(), Error> {
-        on_db!(self, write, |pool| {
-            sqlx::query(
-            "INSERT INTO api_keys (id, name, lookup, key_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)"
-        )
-        .bind(&row.id)
-        .bind(&row.name)
-        .bind(&row.lookup)
-        .bind(&row.key_hash)
-        .bind(row.created_at)
-        .bind(row.revoked_at)
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(internal)
+        on_db!(self, write, |c| {
+            c.exec(
+                "INSERT INTO api_keys (id, name, lookup, key_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                args![&row.id, &row.name, &row.lookup, &row.key_hash, row.created_at, row.revoked_at],
+            )
+            .await?;
+            Ok(())
         })
     }
 
     /// The unrevoked key with that lookup part, if any.
     pub async fn find_active_api_key(&self, lookup: &str) -> Result<Option<ApiKeyRow>, Error> {
-        on_db!(self, read, |pool| {
-            sqlx::query_as::<_, ApiKeyRow>(
-            "SELECT id, name, lookup, key_hash, created_at, revoked_at FROM api_keys WHERE lookup = $1 AND revoked_at IS NULL"
+        on_db!(self, read, |c| {
+            Ok(c.opt(
+            "SELECT id, name, lookup, key_hash, created_at, revoked_at FROM api_keys WHERE lookup = $1 AND revoked_at IS NULL",
+            args![lookup],
         )
-        .bind(lookup)
-        .fetch_optional(pool)
-        .await
-        .map_err(internal)
+        .await?)
         })
     }
 
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, Error> {
-        on_db!(self, read, |pool| sqlx::query_as::<_, ApiKeyRow>(
-            "SELECT id, name, lookup, key_hash, created_at, revoked_at FROM api_keys ORDER BY id"
-        )
-        .fetch_all(pool)
-        .await
-        .map_err(internal))
+        on_db!(self, read, |c| {
+            Ok(c
+            .all(
+                "SELECT id, name, lookup, key_hash, created_at, revoked_at FROM api_keys ORDER BY id",
+                &[]
+            )
+            .await?)
+        })
     }
 
     pub async fn count_api_keys(&self) -> Result<i64, Error> {
-        on_db!(self, read, |pool| sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM api_keys"
-        )
-        .fetch_one(pool)
-        .await
-        .map_err(internal))
+        on_db!(self, read, |c| Ok(c
+            .one("SELECT COUNT(*) FROM api_keys", &[])
+            .await?))
     }
 
     /// Revokes a key; `NotFound` when no unrevoked key has that id.
     pub async fn revoke_api_key(&self, id: &str, now: i64) -> Result<(), Error> {
-        let n = on_db!(self, write, |pool| sqlx::query(
-            "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL"
-        )
-        .bind(id)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map_err(internal)?
-        .rows_affected());
+        let n = on_db!(self, write, |c| Ok(c
+            .exec(
+                "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                args![id, now]
+            )
+            .await?))?;
         if n == 1 {
             Ok(())
         } else {
@@ -138,51 +143,56 @@ impl Store {
 
     pub async fn insert_user(&self, u: &UserRow) -> Result<(), Error> {
         let sql = format!("INSERT INTO users ({USER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)");
-        on_db!(self, write, |pool| sqlx::query(&sql)
-            .bind(&u.id)
-            .bind(&u.email)
-            .bind(u.email_verified)
-            .bind(&u.first_name)
-            .bind(&u.last_name)
-            .bind(&u.name)
-            .bind(&u.profile_picture_url)
-            .bind(&u.external_id)
-            .bind(&u.metadata)
-            .bind(&u.locale)
-            .bind(&u.password_hash)
-            .bind(u.last_sign_in_at)
-            .bind(u.created_at)
-            .bind(u.updated_at)
-            .execute(pool)
+        on_db!(self, write, |c| {
+            c.exec(
+                &sql,
+                args![
+                    &u.id,
+                    &u.email,
+                    u.email_verified,
+                    &u.first_name,
+                    &u.last_name,
+                    &u.name,
+                    &u.profile_picture_url,
+                    &u.external_id,
+                    &u.metadata,
+                    &u.locale,
+                    &u.password_hash,
+                    u.last_sign_in_at,
+                    u.created_at,
+                    u.updated_at
+                ],
+            )
             .await
-            .map(|_| ())
-            .map_err(|e| user_conflict(e, u)))
+            .map_err(|e| user_conflict(e, u))?;
+            Ok(())
+        })
     }
 
     /// Writes every mutable column of `u` (the service merged the changes).
     pub async fn update_user(&self, u: &UserRow) -> Result<(), Error> {
-        let n = on_db!(self, write, |pool| {
-            sqlx::query(
-            "UPDATE users SET email = $2, email_verified = $3, first_name = $4, last_name = $5, name = $6, profile_picture_url = $7, external_id = $8, metadata = $9, locale = $10, password_hash = $11, last_sign_in_at = $12, updated_at = $13 WHERE id = $1"
-        )
-        .bind(&u.id)
-        .bind(&u.email)
-        .bind(u.email_verified)
-        .bind(&u.first_name)
-        .bind(&u.last_name)
-        .bind(&u.name)
-        .bind(&u.profile_picture_url)
-        .bind(&u.external_id)
-        .bind(&u.metadata)
-        .bind(&u.locale)
-        .bind(&u.password_hash)
-        .bind(u.last_sign_in_at)
-        .bind(u.updated_at)
-        .execute(pool)
-        .await
-        .map_err(|e| user_conflict(e, u))?
-        .rows_affected()
-        });
+        let n = on_db!(self, write, |c| {
+            c.exec(
+                "UPDATE users SET email = $2, email_verified = $3, first_name = $4, last_name = $5, name = $6, profile_picture_url = $7, external_id = $8, metadata = $9, locale = $10, password_hash = $11, last_sign_in_at = $12, updated_at = $13 WHERE id = $1",
+                args![
+                    &u.id,
+                    &u.email,
+                    u.email_verified,
+                    &u.first_name,
+                    &u.last_name,
+                    &u.name,
+                    &u.profile_picture_url,
+                    &u.external_id,
+                    &u.metadata,
+                    &u.locale,
+                    &u.password_hash,
+                    u.last_sign_in_at,
+                    u.updated_at
+                ],
+            )
+            .await
+            .map_err(|e| user_conflict(e, u))
+        })?;
         if n == 1 {
             Ok(())
         } else {
@@ -192,11 +202,7 @@ impl Store {
 
     pub async fn find_user(&self, id: &str) -> Result<Option<UserRow>, Error> {
         let sql = format!("SELECT {USER_COLS} FROM users WHERE id = $1");
-        on_db!(self, read, |pool| sqlx::query_as::<_, UserRow>(&sql)
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .map_err(internal))
+        on_db!(self, read, |c| Ok(c.opt(&sql, args![id]).await?))
     }
 
     pub async fn get_user(&self, id: &str) -> Result<UserRow, Error> {
@@ -207,23 +213,14 @@ impl Store {
 
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRow>, Error> {
         let sql = format!("SELECT {USER_COLS} FROM users WHERE email = $1");
-        on_db!(self, read, |pool| sqlx::query_as::<_, UserRow>(&sql)
-            .bind(email)
-            .fetch_optional(pool)
-            .await
-            .map_err(internal))
+        on_db!(self, read, |c| Ok(c.opt(&sql, args![email]).await?))
     }
 
     /// Deletes a user and (by cascade) their factors and challenges.
     pub async fn delete_user(&self, id: &str) -> Result<(), Error> {
-        let n = on_db!(self, write, |pool| sqlx::query(
-            "DELETE FROM users WHERE id = $1"
-        )
-        .bind(id)
-        .execute(pool)
-        .await
-        .map_err(internal)?
-        .rows_affected());
+        let n = on_db!(self, write, |c| Ok(c
+            .exec("DELETE FROM users WHERE id = $1", args![id])
+            .await?))?;
         if n == 1 {
             Ok(())
         } else {
@@ -239,84 +236,63 @@ impl Store {
     ) -> Result<Page<UserRow>, Error> {
         let s = p.scan();
         let mut sql = format!("SELECT {USER_COLS} FROM users WHERE 1 = 1");
-        let mut n = 0;
-        let mut next = || {
-            n += 1;
-            n
-        };
-        if email.is_some() {
-            sql += &format!(" AND email = ${}", next());
+        let mut params: Vec<Arg<'_>> = vec![];
+        if let Some(e) = email {
+            params.push(Arg::from(e));
+            sql += &format!(" AND email = ${}", params.len());
         }
-        if let Some(cmp) = s.cmp {
-            sql += &format!(" AND id {cmp} ${}", next());
+        if let (Some(cmp), Some(cur)) = (s.cmp, &s.cursor) {
+            params.push(Arg::from(cur));
+            sql += &format!(" AND id {cmp} ${}", params.len());
         }
-        sql += &format!(" ORDER BY id {} LIMIT ${}", s.dir, next());
-        let rows = on_db!(self, read, |pool| {
-            let mut q = sqlx::query_as::<_, UserRow>(&sql);
-            if let Some(e) = email {
-                q = q.bind(e);
-            }
-            if let Some(c) = &s.cursor {
-                q = q.bind(c);
-            }
-            q.bind(p.limit + 1).fetch_all(pool).await.map_err(internal)
-        })?;
-        Ok(p.page(&s, rows, |r| r.id.as_str()))
+        params.push(Arg::from(p.limit + 1));
+        sql += &format!(" ORDER BY id {} LIMIT ${}", s.dir, params.len());
+        let rows = on_db!(self, read, |c| Ok(c.all(&sql, &params).await?))?;
+        Ok(p.page(&s, rows, |r: &UserRow| r.id.as_str()))
     }
 
     // ---- factors and challenges ----------------------------------------------------------
 
-    /// Inserts a factor and, when given, its first challenge in one transaction, so an enroll
-    /// never leaves a factor without the challenge the client was promised (or vice versa).
+    /// Inserts a factor, its first challenge when given, and `events`, in one transaction, so
+    /// an enroll never leaves a factor without the challenge the client was promised (or
+    /// without its audit trail).
     pub async fn insert_factor(
         &self,
         f: &FactorRow,
-        c: Option<&ChallengeRow>,
+        ch: Option<&ChallengeRow>,
+        events: &[EventRow],
     ) -> Result<(), Error> {
-        let fsql = format!("INSERT INTO auth_factors ({FACTOR_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
-        let csql = format!("INSERT INTO auth_challenges ({CHALLENGE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
-        on_db!(self, write, |pool| {
-            let mut tx = pool.begin().await.map_err(internal)?;
-            sqlx::query(&fsql)
-                .bind(&f.id)
-                .bind(&f.user_id)
-                .bind(&f.r#type)
-                .bind(&f.totp_issuer)
-                .bind(&f.totp_user)
-                .bind(&f.secret_key_id)
-                .bind(&f.secret_sealed)
-                .bind(&f.phone_number)
-                .bind(f.last_totp_step)
-                .bind(f.created_at)
-                .bind(f.updated_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(internal)?;
-            if let Some(c) = c {
-                sqlx::query(&csql)
-                    .bind(&c.id)
-                    .bind(&c.factor_id)
-                    .bind(&c.code_hash)
-                    .bind(c.expires_at)
-                    .bind(c.verified_at)
-                    .bind(c.attempts)
-                    .bind(c.created_at)
-                    .bind(c.updated_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(internal)?;
+        on_db!(self, transaction, |c| {
+            c.exec(
+                FACTOR_INSERT,
+                args![
+                    &f.id,
+                    &f.user_id,
+                    &f.r#type,
+                    &f.totp_issuer,
+                    &f.totp_user,
+                    &f.secret_key_id,
+                    &f.secret_sealed,
+                    &f.phone_number,
+                    f.last_totp_step,
+                    f.created_at,
+                    f.updated_at
+                ],
+            )
+            .await?;
+            if let Some(ch) = ch {
+                c.exec(CHALLENGE_INSERT, &challenge_args(ch)).await?;
             }
-            tx.commit().await.map_err(internal)
+            for e in events {
+                c.exec(EVENT_INSERT, &event_args(e)).await?;
+            }
+            Ok(Tx::Commit(()))
         })
     }
 
     pub async fn find_factor(&self, id: &str) -> Result<Option<FactorRow>, Error> {
         let sql = format!("SELECT {FACTOR_COLS} FROM auth_factors WHERE id = $1");
-        on_db!(self, read, |pool| sqlx::query_as::<_, FactorRow>(&sql)
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .map_err(internal))
+        on_db!(self, read, |c| Ok(c.opt(&sql, args![id]).await?))
     }
 
     pub async fn get_factor(&self, id: &str) -> Result<FactorRow, Error> {
@@ -328,14 +304,9 @@ impl Store {
     /// Deletes a factor; its challenges go with it (ON DELETE CASCADE), so none of them can be
     /// verified afterwards (revocation with immediate effect, ASVS 2.8.6).
     pub async fn delete_factor(&self, id: &str) -> Result<(), Error> {
-        let n = on_db!(self, write, |pool| sqlx::query(
-            "DELETE FROM auth_factors WHERE id = $1"
-        )
-        .bind(id)
-        .execute(pool)
-        .await
-        .map_err(internal)?
-        .rows_affected());
+        let n = on_db!(self, write, |c| Ok(c
+            .exec("DELETE FROM auth_factors WHERE id = $1", args![id])
+            .await?))?;
         if n == 1 {
             Ok(())
         } else {
@@ -350,27 +321,35 @@ impl Store {
     ) -> Result<Page<FactorRow>, Error> {
         let s = p.scan();
         let mut sql = format!("SELECT {FACTOR_COLS} FROM auth_factors WHERE user_id = $1");
-        if let Some(cmp) = s.cmp {
-            sql += &format!(" AND id {cmp} $2 ORDER BY id {} LIMIT $3", s.dir);
-        } else {
-            sql += &format!(" ORDER BY id {} LIMIT $2", s.dir);
+        let mut params: Vec<Arg<'_>> = vec![Arg::from(user_id)];
+        if let (Some(cmp), Some(cur)) = (s.cmp, &s.cursor) {
+            params.push(Arg::from(cur));
+            sql += &format!(" AND id {cmp} ${}", params.len());
         }
-        let rows = on_db!(self, read, |pool| {
-            let mut q = sqlx::query_as::<_, FactorRow>(&sql).bind(user_id);
-            if let Some(c) = &s.cursor {
-                q = q.bind(c);
-            }
-            q.bind(p.limit + 1).fetch_all(pool).await.map_err(internal)
-        })?;
-        Ok(p.page(&s, rows, |r| r.id.as_str()))
+        params.push(Arg::from(p.limit + 1));
+        sql += &format!(" ORDER BY id {} LIMIT ${}", s.dir, params.len());
+        let rows = on_db!(self, read, |c| Ok(c.all(&sql, &params).await?))?;
+        Ok(p.page(&s, rows, |r: &FactorRow| r.id.as_str()))
     }
 
     pub async fn find_challenge(&self, id: &str) -> Result<Option<ChallengeRow>, Error> {
         let sql = format!("SELECT {CHALLENGE_COLS} FROM auth_challenges WHERE id = $1");
-        on_db!(self, read, |pool| sqlx::query_as::<_, ChallengeRow>(&sql)
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .map_err(internal))
+        on_db!(self, read, |c| Ok(c.opt(&sql, args![id]).await?))
+    }
+
+    /// A challenge with its factor and the factor's user (id, email), in one read: what a
+    /// verification needs before it evaluates the code.
+    #[allow(clippy::type_complexity)]
+    pub async fn find_challenge_context(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ChallengeRow, FactorRow, Option<(String, String)>)>, Error> {
+        const SQL: &str = "SELECT c.id, c.factor_id, c.code_hash, c.expires_at, c.verified_at, c.attempts, c.created_at, c.updated_at, \
+             f.id, f.user_id, f.type, f.totp_issuer, f.totp_user, f.secret_key_id, f.secret_sealed, f.phone_number, f.last_totp_step, f.created_at, f.updated_at, \
+             u.id, u.email \
+             FROM auth_challenges c JOIN auth_factors f ON f.id = c.factor_id LEFT JOIN users u ON u.id = f.user_id WHERE c.id = $1";
+        let row: Option<(ChallengeRow, FactorRow, (Option<String>, Option<String>))> =
+            on_db!(self, read, |c| Ok(c.opt(SQL, args![id]).await?))?;
+        Ok(row.map(|(ch, f, (uid, email))| (ch, f, uid.zip(email))))
     }
 }

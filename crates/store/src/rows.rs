@@ -1,14 +1,14 @@
 //! Row types: exactly the columns of a table, decoded the same way from both backends.
 
 /// The deployment's one environment row.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct EnvironmentRow {
     pub client_id: String,
     pub mfa_required: bool,
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ApiKeyRow {
     pub id: String,
     pub name: String,
@@ -18,7 +18,7 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UserRow {
     pub id: String,
     pub email: String,
@@ -38,7 +38,7 @@ pub struct UserRow {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FactorRow {
     pub id: String,
     pub user_id: Option<String>,
@@ -54,7 +54,7 @@ pub struct FactorRow {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChallengeRow {
     pub id: String,
     pub factor_id: String,
@@ -67,7 +67,7 @@ pub struct ChallengeRow {
 }
 
 /// One entry of the append-only audit trail.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
     pub id: String,
     pub event: String,
@@ -75,3 +75,62 @@ pub struct EventRow {
     pub data: String,
     pub created_at: i64,
 }
+
+crate::sql::from_row!(EnvironmentRow {
+    client_id,
+    mfa_required,
+    created_at
+});
+crate::sql::from_row!(ApiKeyRow {
+    id,
+    name,
+    lookup,
+    key_hash,
+    created_at,
+    revoked_at
+});
+crate::sql::from_row!(UserRow {
+    id,
+    email,
+    email_verified,
+    first_name,
+    last_name,
+    name,
+    profile_picture_url,
+    external_id,
+    metadata,
+    locale,
+    password_hash,
+    last_sign_in_at,
+    created_at,
+    updated_at
+});
+crate::sql::from_row!(FactorRow {
+    id,
+    user_id,
+    r#type,
+    totp_issuer,
+    totp_user,
+    secret_key_id,
+    secret_sealed,
+    phone_number,
+    last_totp_step,
+    created_at,
+    updated_at
+});
+crate::sql::from_row!(ChallengeRow {
+    id,
+    factor_id,
+    code_hash,
+    expires_at,
+    verified_at,
+    attempts,
+    created_at,
+    updated_at
+});
+crate::sql::from_row!(EventRow {
+    id,
+    event,
+    data,
+    created_at
+});

@@ -4,10 +4,11 @@
 use tessera_core::limits::Rate;
 use tessera_core::Error;
 
-use crate::db::{internal, on_db};
+use crate::db::on_db;
+use crate::sql::{args, Tx};
 use crate::Store;
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SigningKeyRow {
     pub kid: String,
     pub secret_key_id: String,
@@ -16,6 +17,15 @@ pub struct SigningKeyRow {
     pub created_at: i64,
     pub retired_at: Option<i64>,
 }
+
+crate::sql::from_row!(SigningKeyRow {
+    kid,
+    secret_key_id,
+    secret_sealed,
+    public_jwk,
+    created_at,
+    retired_at
+});
 
 /// What presenting a refresh token did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,14 +46,14 @@ const PASSWORD_CHARGE: &str = "INSERT INTO password_limits (limit_key, tat) VALU
 
 impl Store {
     pub async fn set_mfa_required(&self, on: bool) -> Result<(), Error> {
-        on_db!(self, write, |pool| sqlx::query(
-            "UPDATE environment SET mfa_required = $1 WHERE id = 1"
-        )
-        .bind(on)
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(internal))
+        on_db!(self, write, |c| {
+            c.exec(
+                "UPDATE environment SET mfa_required = $1 WHERE id = 1",
+                args![on],
+            )
+            .await?;
+            Ok(())
+        })
     }
 
     /// Charges one password attempt to every `(key, rate)` before the password is checked, in
@@ -55,89 +65,78 @@ impl Store {
         keys: &[(&str, Rate)],
         now: i64,
     ) -> Result<Result<(), i64>, Error> {
-        on_db!(self, write, |pool| {
-            let mut tx = pool.begin().await.map_err(internal)?;
-            for (key, rate) in keys {
-                let tat: Option<i64> = sqlx::query_scalar(PASSWORD_CHARGE)
-                    .bind(key)
-                    .bind(now)
-                    .bind(rate.interval_ms())
-                    .bind(rate.window_ms)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(internal)?;
+        on_db!(self, transaction, |c| {
+            for &(key, rate) in keys {
+                let tat: Option<i64> = c
+                    .opt(
+                        PASSWORD_CHARGE,
+                        args![key, now, rate.interval_ms(), rate.window_ms],
+                    )
+                    .await?;
                 if tat.is_none() {
-                    drop(tx);
-                    let tat: i64 =
-                        sqlx::query_scalar("SELECT tat FROM password_limits WHERE limit_key = $1")
-                            .bind(key)
-                            .fetch_one(pool)
-                            .await
-                            .map_err(internal)?;
-                    return Ok(Err(rate.retry_after_secs(tat, now)));
+                    let tat: i64 = c
+                        .one(
+                            "SELECT tat FROM password_limits WHERE limit_key = $1",
+                            args![key],
+                        )
+                        .await?;
+                    return Ok(Tx::Rollback(Err(rate.retry_after_secs(tat, now))));
                 }
             }
-            tx.commit().await.map_err(internal)?;
-            Ok(Ok(()))
+            Ok(Tx::Commit(Ok(())))
         })
     }
 
     /// Gives back the charge of an attempt that succeeded: only failures count.
     pub async fn refund_password_attempt(&self, keys: &[(&str, Rate)]) -> Result<(), Error> {
-        on_db!(self, write, |pool| {
-            let mut tx = pool.begin().await.map_err(internal)?;
-            for (key, rate) in keys {
-                sqlx::query("UPDATE password_limits SET tat = tat - $2 WHERE limit_key = $1")
-                    .bind(key)
-                    .bind(rate.interval_ms())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(internal)?;
+        on_db!(self, transaction, |c| {
+            for &(key, rate) in keys {
+                c.exec(
+                    "UPDATE password_limits SET tat = tat - $2 WHERE limit_key = $1",
+                    args![key, rate.interval_ms()],
+                )
+                .await?;
             }
-            tx.commit().await.map_err(internal)
+            Ok(Tx::Commit(()))
         })
     }
 
     pub async fn set_last_sign_in(&self, user_id: &str, now: i64) -> Result<(), Error> {
-        on_db!(self, write, |pool| sqlx::query(
-            "UPDATE users SET last_sign_in_at = $2 WHERE id = $1"
-        )
-        .bind(user_id)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(internal))
+        on_db!(self, write, |c| {
+            c.exec(
+                "UPDATE users SET last_sign_in_at = $2 WHERE id = $1",
+                args![user_id, now],
+            )
+            .await?;
+            Ok(())
+        })
     }
 
     // ---- signing keys ------------------------------------------------------------------
 
     pub async fn insert_signing_key(&self, k: &SigningKeyRow) -> Result<(), Error> {
-        on_db!(self, write, |pool| sqlx::query(&format!(
-            "INSERT INTO signing_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"
-        ))
-        .bind(&k.kid)
-        .bind(&k.secret_key_id)
-        .bind(&k.secret_sealed)
-        .bind(&k.public_jwk)
-        .bind(k.created_at)
-        .bind(k.retired_at)
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(internal))
+        let sql = format!("INSERT INTO signing_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6)");
+        on_db!(self, write, |c| {
+            c.exec(
+                &sql,
+                args![
+                    &k.kid,
+                    &k.secret_key_id,
+                    &k.secret_sealed,
+                    &k.public_jwk,
+                    k.created_at,
+                    k.retired_at
+                ],
+            )
+            .await?;
+            Ok(())
+        })
     }
 
     /// The newest unretired key.
     pub async fn find_active_signing_key(&self) -> Result<Option<SigningKeyRow>, Error> {
-        on_db!(self, read, |pool| {
-            sqlx::query_as::<_, SigningKeyRow>(&format!(
-            "SELECT {KEY_COLS} FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC LIMIT 1"
-        ))
-        .fetch_optional(pool)
-        .await
-        .map_err(internal)
-        })
+        let sql = format!("SELECT {KEY_COLS} FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC LIMIT 1");
+        on_db!(self, read, |c| Ok(c.opt(&sql, &[]).await?))
     }
 
     /// Keys to publish: unretired ones and those retired after `retired_since`.
@@ -145,27 +144,22 @@ impl Store {
         &self,
         retired_since: i64,
     ) -> Result<Vec<SigningKeyRow>, Error> {
-        on_db!(self, read, |pool| {
-            sqlx::query_as::<_, SigningKeyRow>(&format!(
-            "SELECT {KEY_COLS} FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC, kid DESC"
-        ))
-        .bind(retired_since)
-        .fetch_all(pool)
-        .await
-        .map_err(internal)
-        })
+        let sql = format!("SELECT {KEY_COLS} FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC, kid DESC");
+        on_db!(self, read, |c| Ok(c
+            .all(&sql, args![retired_since])
+            .await?))
     }
 
     /// Retires every active key (a rotation then inserts the new one).
     pub async fn retire_signing_keys(&self, now: i64) -> Result<(), Error> {
-        on_db!(self, write, |pool| sqlx::query(
-            "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL"
-        )
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(internal))
+        on_db!(self, write, |c| {
+            c.exec(
+                "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL",
+                args![now],
+            )
+            .await?;
+            Ok(())
+        })
     }
 
     // ---- pending tokens ----------------------------------------------------------------
@@ -177,28 +171,16 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), Error> {
-        on_db!(self, write, |pool| {
-            sqlx::query("INSERT INTO pending_tokens (token_hash, user_id, expires_at, used_at, created_at) VALUES ($1, $2, $3, NULL, $4)")
-            .bind(hash)
-            .bind(user_id)
-            .bind(expires_at)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .map_err(internal)
+        on_db!(self, write, |c| {
+            c.exec("INSERT INTO pending_tokens (token_hash, user_id, expires_at, used_at, created_at) VALUES ($1, $2, $3, NULL, $4)", args![hash, user_id, expires_at, now]).await?;
+            Ok(())
         })
     }
 
     /// The user of a pending token that is unused and unexpired (without consuming it).
     pub async fn find_pending_user(&self, hash: &[u8], now: i64) -> Result<Option<String>, Error> {
-        on_db!(self, read, |pool| {
-            sqlx::query_scalar::<_, String>("SELECT user_id FROM pending_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
-            .bind(hash)
-            .bind(now)
-            .fetch_optional(pool)
-            .await
-            .map_err(internal)
+        on_db!(self, read, |c| {
+            Ok(c.opt("SELECT user_id FROM pending_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2", args![hash, now]).await?)
         })
     }
 
@@ -209,16 +191,9 @@ impl Store {
         user_id: &str,
         now: i64,
     ) -> Result<bool, Error> {
-        let n = on_db!(self, write, |pool| {
-            sqlx::query("UPDATE pending_tokens SET used_at = $3 WHERE token_hash = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3")
-            .bind(hash)
-            .bind(user_id)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map_err(internal)?
-            .rows_affected()
-        });
+        let n = on_db!(self, write, |c| {
+            Ok(c.exec("UPDATE pending_tokens SET used_at = $3 WHERE token_hash = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3", args![hash, user_id, now]).await?)
+        })?;
         Ok(n == 1)
     }
 
@@ -232,29 +207,15 @@ impl Store {
         refresh_hash: &[u8],
         now: i64,
     ) -> Result<(), Error> {
-        on_db!(self, write, |pool| {
-            let mut tx = pool.begin().await.map_err(internal)?;
-            sqlx::query("INSERT INTO sessions (id, user_id, created_at, revoked_at) VALUES ($1, $2, $3, NULL)")
-                .bind(session_id)
-                .bind(user_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(internal)?;
-            sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)")
-                .bind(refresh_hash)
-                .bind(session_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(internal)?;
-            sqlx::query("UPDATE users SET last_sign_in_at = $2 WHERE id = $1")
-                .bind(user_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(internal)?;
-            tx.commit().await.map_err(internal)
+        on_db!(self, transaction, |c| {
+            c.exec("INSERT INTO sessions (id, user_id, created_at, revoked_at) VALUES ($1, $2, $3, NULL)", args![session_id, user_id, now]).await?;
+            c.exec("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)", args![refresh_hash, session_id, now]).await?;
+            c.exec(
+                "UPDATE users SET last_sign_in_at = $2 WHERE id = $1",
+                args![user_id, now],
+            )
+            .await?;
+            Ok(Tx::Commit(()))
         })
     }
 
@@ -266,68 +227,51 @@ impl Store {
         next_hash: &[u8],
         now: i64,
     ) -> Result<RefreshOutcome, Error> {
-        on_db!(self, write, |pool| {
-            let mut tx = pool.begin().await.map_err(internal)?;
-            let used: Option<String> = sqlx::query_scalar(
-                "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
-                 AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL) RETURNING session_id",
-            )
-            .bind(hash)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(internal)?;
+        on_db!(self, transaction, |c| {
+            let used: Option<String> = c
+                .opt(
+                    "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
+                     AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL) RETURNING session_id",
+                    args![hash, now],
+                )
+                .await?;
             if let Some(session_id) = used {
-                sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)")
-                    .bind(next_hash)
-                    .bind(&session_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(internal)?;
-                let user_id: String =
-                    sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1")
-                        .bind(&session_id)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(internal)?;
-                tx.commit().await.map_err(internal)?;
-                return Ok(RefreshOutcome::Rotated {
+                c.exec("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)", args![next_hash, &session_id, now]).await?;
+                let user_id: String = c
+                    .one(
+                        "SELECT user_id FROM sessions WHERE id = $1",
+                        args![&session_id],
+                    )
+                    .await?;
+                return Ok(Tx::Commit(RefreshOutcome::Rotated {
                     session_id,
                     user_id,
-                });
+                }));
             }
-            let known: Option<String> = sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL")
-                .bind(hash)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(internal)?;
+            let known: Option<String> = c.opt("SELECT session_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL", args![hash]).await?;
             let Some(session_id) = known else {
-                return Ok(RefreshOutcome::Invalid);
+                return Ok(Tx::Rollback(RefreshOutcome::Invalid));
             };
-            let user_id: String = sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1")
-                .bind(&session_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(internal)?;
-            let n = sqlx::query(
-                "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-            )
-            .bind(&session_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-            tx.commit().await.map_err(internal)?;
-            Ok(if n == 1 {
+            let user_id: String = c
+                .one(
+                    "SELECT user_id FROM sessions WHERE id = $1",
+                    args![&session_id],
+                )
+                .await?;
+            let n = c
+                .exec(
+                    "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                    args![&session_id, now],
+                )
+                .await?;
+            Ok(Tx::Commit(if n == 1 {
                 RefreshOutcome::ReuseDetected {
                     session_id,
                     user_id,
                 }
             } else {
                 RefreshOutcome::Invalid
-            })
+            }))
         })
     }
 
@@ -335,12 +279,11 @@ impl Store {
         &self,
         session_id: &str,
     ) -> Result<Option<Option<i64>>, Error> {
-        on_db!(self, read, |pool| sqlx::query_scalar::<_, Option<i64>>(
-            "SELECT revoked_at FROM sessions WHERE id = $1"
-        )
-        .bind(session_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(internal))
+        on_db!(self, read, |c| Ok(c
+            .opt(
+                "SELECT revoked_at FROM sessions WHERE id = $1",
+                args![session_id]
+            )
+            .await?))
     }
 }

@@ -129,13 +129,18 @@ pub async fn enroll_user_factor(
     let secret = secret.unwrap_or_else(TotpSecret::generate);
     let (factor, secrets) = new_totp_factor(state, now, Some(user.id), issuer, totp_user, secret)?;
     let challenge = new_challenge(state, now, &factor.id, None);
-    state.store.insert_factor(&factor, Some(&challenge)).await?;
-    use super::events::{self, CHALLENGE_CREATED, FACTOR_CREATED};
+    use super::events::{new_event, CHALLENGE_CREATED, FACTOR_CREATED};
     let factor_event =
         serde_json::json!({ "id": factor.id, "type": factor.r#type, "user_id": factor.user_id });
-    events::record(state, FACTOR_CREATED, factor_event).await?;
     let challenge_event = serde_json::json!({ "id": challenge.id, "authentication_factor_id": factor.id, "type": factor.r#type });
-    events::record(state, CHALLENGE_CREATED, challenge_event).await?;
+    let events = [
+        new_event(now, FACTOR_CREATED, factor_event),
+        new_event(now, CHALLENGE_CREATED, challenge_event),
+    ];
+    state
+        .store
+        .insert_factor(&factor, Some(&challenge), &events)
+        .await?;
     Ok(EnrolledFactorView {
         authentication_factor: FactorView::new(&factor, Some(secrets)),
         authentication_challenge: ChallengeView::new(&challenge, None),

@@ -127,13 +127,12 @@ pub async fn enroll(state: &AppState, req: EnrollFactorRequest) -> Result<Factor
         };
         (row, None)
     };
-    state.store.insert_factor(&row, None).await?;
-    events::record(
-        state,
+    let created = events::new_event(
+        now,
         events::FACTOR_CREATED,
         json!({ "id": row.id, "type": row.r#type, "user_id": row.user_id }),
-    )
-    .await?;
+    );
+    state.store.insert_factor(&row, None, &[created]).await?;
     Ok(FactorView::new(&row, secrets))
 }
 
@@ -319,22 +318,16 @@ pub async fn verify(
     }
     let now = state.now();
     let max = state.config.max_challenge_attempts;
-    let challenge = state.store.find_challenge(challenge_id).await?;
-    let factor = match &challenge {
-        Some(c) => state.store.find_factor(&c.factor_id).await?,
-        None => None,
-    };
-    let (Some(challenge), Some(factor)) = (challenge, factor) else {
+    let Some((challenge, factor, user)) = state.store.find_challenge_context(challenge_id).await?
+    else {
         return Err(Error::not_found(
             Entity::AuthenticationChallenge,
             challenge_id,
         ));
     };
-    let user = match &factor.user_id {
-        Some(uid) => state.store.find_user(uid).await?,
-        None => None,
-    };
-    let user_ref = user.as_ref().map(|u| (u.id.as_str(), u.email.as_str()));
+    let user_ref = user
+        .as_ref()
+        .map(|(id, email)| (id.as_str(), email.as_str()));
     let label = factor
         .totp_user
         .as_deref()

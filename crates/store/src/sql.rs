@@ -1,0 +1,533 @@
+//! The two connection types that [`crate::db::on_db!`] bodies run on, with the same method
+//! names, so each statement is written once for both backends:
+//!
+//! * [`Lite`]: SQLite through `rusqlite`, run in place on the calling task. A statement costs
+//!   a few microseconds, less than handing it to another thread (which is what an async
+//!   SQLite driver does per statement: two context switches each, and on two cores those
+//!   dominated verification). Writers take the one writer connection behind an async mutex
+//!   and never wait on anything else while they hold it, so a transaction never spans an
+//!   `.await` that could pend; readers take a connection from a small pool (WAL readers never
+//!   block the writer).
+//! * [`Pg`]: PostgreSQL through `sqlx`, a pool or one transaction's connection.
+//!
+//! Parameters are [`Arg`]s, typed (a PostgreSQL NULL needs its type); rows decode by position
+//! into [`FromRow`] types.
+
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+use sqlx::postgres::{PgArguments, PgPool, PgRow};
+use sqlx::{PgConnection, Postgres};
+use tessera_core::Error;
+
+/// A failed statement. Converts into [`Error::Internal`]; callers that expect a constraint
+/// violation look at `unique` first.
+#[derive(Debug)]
+pub(crate) struct DbError {
+    pub unique: bool,
+    pub message: String,
+}
+
+impl From<DbError> for Error {
+    fn from(e: DbError) -> Self {
+        Error::Internal(format!("database: {}", e.message))
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        // SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY
+        let unique = e
+            .sqlite_error()
+            .is_some_and(|f| matches!(f.extended_code, 2067 | 1555));
+        DbError {
+            unique,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        let (unique, message) = match &e {
+            sqlx::Error::Database(db) => (
+                db.is_unique_violation(),
+                format!("{} {}", db.message(), db.constraint().unwrap_or_default()),
+            ),
+            _ => (false, e.to_string()),
+        };
+        DbError { unique, message }
+    }
+}
+
+/// What a transaction body decided.
+pub(crate) enum Tx<T> {
+    Commit(T),
+    /// Undo every write of the body (a refusal half-way through a multi-step rule).
+    Rollback(T),
+}
+
+/// A statement parameter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Arg<'a> {
+    Int(Option<i64>),
+    Text(Option<&'a str>),
+    Blob(Option<&'a [u8]>),
+    Bool(bool),
+}
+
+impl From<i64> for Arg<'_> {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<bool> for Arg<'_> {
+    fn from(v: bool) -> Self {
+        Arg::Bool(v)
+    }
+}
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(v: &'a str) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(v: &'a String) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Arg::Text(v)
+    }
+}
+impl<'a> From<&'a Option<String>> for Arg<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        Arg::Text(v.as_deref())
+    }
+}
+impl<'a> From<&'a [u8]> for Arg<'a> {
+    fn from(v: &'a [u8]) -> Self {
+        Arg::Blob(Some(v))
+    }
+}
+impl<'a> From<&'a Vec<u8>> for Arg<'a> {
+    fn from(v: &'a Vec<u8>) -> Self {
+        Arg::Blob(Some(v))
+    }
+}
+impl<'a> From<&'a Option<Vec<u8>>> for Arg<'a> {
+    fn from(v: &'a Option<Vec<u8>>) -> Self {
+        Arg::Blob(v.as_deref())
+    }
+}
+
+/// `args![a, b, c]`: a parameter list, `$1` first.
+macro_rules! args {
+    ($($a:expr),* $(,)?) => {
+        &[$($crate::sql::Arg::from($a)),*]
+    };
+}
+pub(crate) use args;
+
+impl ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            Arg::Int(Some(v)) => ToSqlOutput::Owned(Value::Integer(v)),
+            Arg::Bool(b) => ToSqlOutput::Owned(Value::Integer(i64::from(b))),
+            Arg::Text(Some(s)) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Arg::Blob(Some(b)) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            Arg::Int(None) | Arg::Text(None) | Arg::Blob(None) => ToSqlOutput::Owned(Value::Null),
+        })
+    }
+}
+
+/// A column type both backends decode.
+pub(crate) trait Col:
+    rusqlite::types::FromSql + for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
+{
+}
+impl<T> Col for T where
+    T: rusqlite::types::FromSql + for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
+{
+}
+
+/// A result row of either backend, read by column position.
+pub(crate) trait Cols {
+    fn col<T: Col>(&self, i: usize) -> Result<T, DbError>;
+}
+
+impl Cols for rusqlite::Row<'_> {
+    fn col<T: Col>(&self, i: usize) -> Result<T, DbError> {
+        Ok(self.get(i)?)
+    }
+}
+
+impl Cols for PgRow {
+    fn col<T: Col>(&self, i: usize) -> Result<T, DbError> {
+        Ok(sqlx::Row::try_get(self, i)?)
+    }
+}
+
+/// A value made of `WIDTH` consecutive columns starting at `at` (so joins decode as tuples).
+pub(crate) trait FromRow: Sized {
+    const WIDTH: usize;
+    fn from_cols(r: &impl Cols, at: usize) -> Result<Self, DbError>;
+}
+
+macro_rules! scalar_from_row {
+    ($($t:ty),*) => {
+        $(impl FromRow for $t {
+            const WIDTH: usize = 1;
+            fn from_cols(r: &impl Cols, at: usize) -> Result<Self, DbError> {
+                r.col(at)
+            }
+        })*
+    };
+}
+scalar_from_row!(i64, String, Option<i64>, Option<String>);
+
+impl<A: FromRow, B: FromRow> FromRow for (A, B) {
+    const WIDTH: usize = A::WIDTH + B::WIDTH;
+    fn from_cols(r: &impl Cols, at: usize) -> Result<Self, DbError> {
+        Ok((A::from_cols(r, at)?, B::from_cols(r, at + A::WIDTH)?))
+    }
+}
+
+impl<A: FromRow, B: FromRow, C: FromRow> FromRow for (A, B, C) {
+    const WIDTH: usize = A::WIDTH + B::WIDTH + C::WIDTH;
+    fn from_cols(r: &impl Cols, at: usize) -> Result<Self, DbError> {
+        Ok((
+            A::from_cols(r, at)?,
+            B::from_cols(r, at + A::WIDTH)?,
+            C::from_cols(r, at + A::WIDTH + B::WIDTH)?,
+        ))
+    }
+}
+
+/// `from_row!(Type { a, b, c })`: decodes the fields from consecutive columns, in the order
+/// given (which must be the order of the type's column list).
+macro_rules! from_row {
+    ($t:ty { $($f:ident),* $(,)? }) => {
+        impl $crate::sql::FromRow for $t {
+            const WIDTH: usize = [$(stringify!($f)),*].len();
+            #[allow(unused_assignments)]
+            fn from_cols(
+                r: &impl $crate::sql::Cols,
+                at: usize,
+            ) -> Result<Self, $crate::sql::DbError> {
+                let mut i = at;
+                Ok(Self {
+                    $($f: {
+                        let v = r.col(i)?;
+                        i += 1;
+                        v
+                    }),*
+                })
+            }
+        }
+    };
+}
+pub(crate) use from_row;
+
+// ---- SQLite ------------------------------------------------------------------------------
+
+/// The SQLite database: one writer connection and a pool of read-only connections.
+pub(crate) struct Sqlite {
+    path: std::path::PathBuf,
+    writer: tokio::sync::Mutex<Connection>,
+    readers: std::sync::Mutex<Vec<Connection>>,
+    /// Idle readers kept; more are opened under load and closed when returned.
+    keep_readers: usize,
+}
+
+const STATEMENT_CACHE: usize = 64;
+
+fn open_error(path: &Path, e: rusqlite::Error) -> Error {
+    Error::Internal(format!(
+        "cannot open SQLite database {}: {e}",
+        path.display()
+    ))
+}
+
+impl Sqlite {
+    /// Opens the (already migrated, WAL-mode) database file.
+    pub(crate) fn open(path: &Path, max_readers: u32) -> Result<Self, Error> {
+        let writer = Self::connect(path, false)?;
+        let reader = Self::connect(path, true)?;
+        Ok(Sqlite {
+            path: path.to_owned(),
+            writer: tokio::sync::Mutex::new(writer),
+            readers: std::sync::Mutex::new(vec![reader]),
+            keep_readers: usize::try_from(max_readers.max(1)).unwrap_or(1),
+        })
+    }
+
+    fn connect(path: &Path, read_only: bool) -> Result<Connection, Error> {
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| open_error(path, e))?;
+        // NORMAL in WAL mode is durable against application crashes and keeps commits off
+        // fsync; a power cut can lose the last transactions only.
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+            .map_err(|e| open_error(path, e))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+
+    /// A read-only connection, back to the pool when dropped.
+    pub(crate) fn reader(&self) -> Result<Reader<'_>, Error> {
+        let idle = self
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => Self::connect(&self.path, true)?,
+        };
+        Ok(Reader {
+            conn: Some(conn),
+            pool: self,
+        })
+    }
+
+    /// The writer connection, exclusively.
+    pub(crate) async fn writer(&self) -> tokio::sync::MutexGuard<'_, Connection> {
+        self.writer.lock().await
+    }
+
+    /// Drops the idle readers and checkpoints the WAL into the database file.
+    pub(crate) async fn close(&self) {
+        self.readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        let w = self.writer.lock().await;
+        if let Err(e) = w.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+            tracing::warn!(error = %e, "SQLite checkpoint at close failed");
+        }
+    }
+}
+
+/// A pooled reader connection.
+pub(crate) struct Reader<'a> {
+    conn: Option<Connection>,
+    pool: &'a Sqlite,
+}
+
+impl Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("present until drop")
+    }
+}
+
+impl DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.conn.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            let mut idle = self
+                .pool
+                .readers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if idle.len() < self.pool.keep_readers {
+                idle.push(c);
+            }
+        }
+    }
+}
+
+/// A SQLite connection for one `on_db!` body. Methods are `async` only to share their names
+/// and call sites with [`Pg`]; they finish without ever pending.
+pub(crate) struct Lite<'c> {
+    conn: &'c mut Connection,
+}
+
+impl<'c> Lite<'c> {
+    pub(crate) fn new(conn: &'c mut Connection) -> Self {
+        Lite { conn }
+    }
+
+    fn prepared(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<rusqlite::CachedStatement<'_>, DbError> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let mut name = String::with_capacity(4);
+        for (i, a) in args.iter().enumerate() {
+            use std::fmt::Write;
+            name.clear();
+            let _ = write!(name, "${}", i + 1);
+            // `$N` is a named parameter to SQLite, numbered in order of first appearance.
+            if let Some(idx) = st.parameter_index(&name)? {
+                st.raw_bind_parameter(idx, a)?;
+            }
+        }
+        Ok(st)
+    }
+
+    pub(crate) async fn exec(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, DbError> {
+        let mut st = self.prepared(sql, args)?;
+        let n = st.raw_execute()?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    pub(crate) async fn all<T: FromRow>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<T>, DbError> {
+        self.all_now(sql, args)
+    }
+
+    fn all_now<T: FromRow>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>, DbError> {
+        let mut st = self.prepared(sql, args)?;
+        let mut rows = st.raw_query();
+        let mut out = Vec::new();
+        // Stepped to the end, so an UPDATE ... RETURNING always completes.
+        while let Some(row) = rows.next()? {
+            out.push(T::from_cols(row, 0)?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn opt<T: FromRow>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, DbError> {
+        Ok(self.all_now(sql, args)?.into_iter().next())
+    }
+
+    pub(crate) async fn one<T: FromRow>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<T, DbError> {
+        self.all_now(sql, args)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| DbError {
+                unique: false,
+                message: "no rows returned by a query that expected one".into(),
+            })
+    }
+
+    /// Starts the transaction of a `transaction` body. A transaction left open by a panic in
+    /// an earlier body is rolled back first.
+    pub(crate) fn begin(&mut self) -> Result<(), Error> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("ROLLBACK").map_err(DbError::from)?;
+        }
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(DbError::from)?;
+        Ok(())
+    }
+
+    /// Ends the transaction as the body decided.
+    pub(crate) fn finish<T>(&mut self, r: Result<Tx<T>, Error>) -> Result<T, Error> {
+        let (sql, out) = match r {
+            Ok(Tx::Commit(v)) => ("COMMIT", Ok(v)),
+            Ok(Tx::Rollback(v)) => ("ROLLBACK", Ok(v)),
+            Err(e) => ("ROLLBACK", Err(e)),
+        };
+        self.conn.execute_batch(sql).map_err(DbError::from)?;
+        out
+    }
+}
+
+// ---- PostgreSQL --------------------------------------------------------------------------
+
+/// A PostgreSQL pool, or one transaction's connection.
+pub(crate) enum Pg<'c> {
+    Pool(&'c PgPool),
+    Tx(&'c mut PgConnection),
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+
+fn bind<'q>(mut q: PgQuery<'q>, args: &[Arg<'q>]) -> PgQuery<'q> {
+    for a in args {
+        q = match *a {
+            Arg::Int(v) => q.bind(v),
+            Arg::Text(v) => q.bind(v),
+            Arg::Blob(v) => q.bind(v),
+            Arg::Bool(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+impl Pg<'_> {
+    pub(crate) async fn exec(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, DbError> {
+        let q = bind(sqlx::query(sql), args);
+        let done = match self {
+            Pg::Pool(p) => q.execute(*p).await?,
+            Pg::Tx(c) => q.execute(&mut **c).await?,
+        };
+        Ok(done.rows_affected())
+    }
+
+    pub(crate) async fn all<T: FromRow>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<T>, DbError> {
+        let q = bind(sqlx::query(sql), args);
+        let rows = match self {
+            Pg::Pool(p) => q.fetch_all(*p).await?,
+            Pg::Tx(c) => q.fetch_all(&mut **c).await?,
+        };
+        rows.iter().map(|r| T::from_cols(r, 0)).collect()
+    }
+
+    pub(crate) async fn opt<T: FromRow>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, DbError> {
+        let q = bind(sqlx::query(sql), args);
+        let row = match self {
+            Pg::Pool(p) => q.fetch_optional(*p).await?,
+            Pg::Tx(c) => q.fetch_optional(&mut **c).await?,
+        };
+        row.map(|r| T::from_cols(&r, 0)).transpose()
+    }
+
+    pub(crate) async fn one<T: FromRow>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<T, DbError> {
+        let q = bind(sqlx::query(sql), args);
+        let row = match self {
+            Pg::Pool(p) => q.fetch_one(*p).await?,
+            Pg::Tx(c) => q.fetch_one(&mut **c).await?,
+        };
+        T::from_cols(&row, 0)
+    }
+}
