@@ -139,9 +139,11 @@ impl std::fmt::Debug for Store {
 /// backend, not silently. The body is an `async` block: `?` and `return` leave the body.
 ///
 /// * `read`: a SQLite reader connection, or the PostgreSQL pool;
-/// * `write`: the single SQLite writer (held for the whole body), or the PostgreSQL pool;
-/// * `transaction`: one transaction; the body returns [`crate::sql::Tx`] to commit or roll
-///   back (an `Err` always rolls back).
+/// * `write`: the single SQLite writer (held for the whole body, in a savepoint of the current
+///   commit group: see [`crate::sql::Sqlite`]), or the PostgreSQL pool;
+/// * `transaction`: all or nothing; the body returns [`crate::sql::Tx`] to keep or undo its
+///   writes (an `Err` always undoes them). SQLite: a savepoint of the commit group;
+///   PostgreSQL: a transaction.
 macro_rules! on_db {
     ($store:expr, read, |$c:ident| $body:expr) => {
         match &*$store.db {
@@ -161,10 +163,14 @@ macro_rules! on_db {
     ($store:expr, write, |$c:ident| $body:expr) => {
         match &*$store.db {
             $crate::db::Db::Sqlite(lite) => {
-                let mut conn = lite.writer().await;
-                let $c = &mut $crate::sql::Lite::new(&mut conn);
-                let r: Result<_, tessera_core::Error> = async { $body }.await;
-                r
+                let mut w = lite.enter().await?;
+                let r: Result<_, tessera_core::Error> = async {
+                    let $c = &mut $crate::sql::Lite::new(&mut w.conn);
+                    $body
+                }
+                .await;
+                let (out, ticket) = lite.leave(w, r.map($crate::sql::Tx::Commit));
+                lite.settle(out, ticket).await
             }
             $crate::db::Db::Postgres(pool) => {
                 let $c = &mut $crate::sql::Pg::Pool(pool);
@@ -176,15 +182,14 @@ macro_rules! on_db {
     ($store:expr, transaction, |$c:ident| $body:expr) => {
         match &*$store.db {
             $crate::db::Db::Sqlite(lite) => {
-                let mut conn = lite.writer().await;
-                let mut lc = $crate::sql::Lite::new(&mut conn);
-                lc.begin()?;
+                let mut w = lite.enter().await?;
                 let r: Result<$crate::sql::Tx<_>, tessera_core::Error> = async {
-                    let $c = &mut lc;
+                    let $c = &mut $crate::sql::Lite::new(&mut w.conn);
                     $body
                 }
                 .await;
-                lc.finish(r)
+                let (out, ticket) = lite.leave(w, r);
+                lite.settle(out, ticket).await
             }
             $crate::db::Db::Postgres(pool) => {
                 let mut tx = pool.begin().await.map_err($crate::db::internal)?;

@@ -15,6 +15,7 @@
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
@@ -241,9 +242,16 @@ pub(crate) use from_row;
 // ---- SQLite ------------------------------------------------------------------------------
 
 /// The SQLite database: one writer connection and a pool of read-only connections.
+///
+/// Writes commit in groups: every write body runs in a savepoint of a shared transaction,
+/// and the body that finds nobody queued behind it commits the group, for everyone in it
+/// (each caller's result waits for that commit). Under load one commit (one WAL append of
+/// the pages the group touched) serves many requests; alone, a body commits at once.
 pub(crate) struct Sqlite {
     path: std::path::PathBuf,
-    writer: tokio::sync::Mutex<Connection>,
+    writer: tokio::sync::Mutex<Writer>,
+    /// Tasks queued for the writer (a body that sees some defers the commit to them).
+    queued: AtomicUsize,
     readers: std::sync::Mutex<Vec<Connection>>,
     /// Idle readers kept; more are opened under load and closed when returned.
     keep_readers: usize,
@@ -265,7 +273,13 @@ impl Sqlite {
         let reader = Self::connect(path, true)?;
         Ok(Sqlite {
             path: path.to_owned(),
-            writer: tokio::sync::Mutex::new(writer),
+            writer: tokio::sync::Mutex::new(Writer {
+                conn: writer,
+                open: false,
+                in_body: false,
+                group: Vec::new(),
+            }),
+            queued: AtomicUsize::new(0),
             readers: std::sync::Mutex::new(vec![reader]),
             keep_readers: usize::try_from(max_readers.max(1)).unwrap_or(1),
         })
@@ -307,9 +321,68 @@ impl Sqlite {
         })
     }
 
-    /// The writer connection, exclusively.
-    pub(crate) async fn writer(&self) -> tokio::sync::MutexGuard<'_, Connection> {
-        self.writer.lock().await
+    /// The writer, exclusively, with a savepoint open for one body (see [`Sqlite`]).
+    pub(crate) async fn enter(&self) -> Result<WriterGuard<'_>, Error> {
+        let mut w = {
+            let _queued = Queued::new(&self.queued);
+            self.writer.lock().await
+        };
+        w.start_body()?;
+        Ok(w)
+    }
+
+    /// Ends a body: keeps or undoes its savepoint, then commits the group or joins it.
+    pub(crate) fn leave<T>(
+        &self,
+        mut w: WriterGuard<'_>,
+        r: Result<Tx<T>, Error>,
+    ) -> (Result<T, Error>, Option<GroupTicket>) {
+        let keep = matches!(r, Ok(Tx::Commit(_)));
+        let out = w.end_body(keep).and(r).map(|t| match t {
+            Tx::Commit(v) | Tx::Rollback(v) => v,
+        });
+        if self.queued.load(Ordering::Acquire) > 0 && w.group.len() < MAX_GROUP {
+            if out.is_err() {
+                return (out, None);
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            w.group.push(tx);
+            return (out, Some(rx));
+        }
+        let committed = w.commit();
+        (committed.and(out), None)
+    }
+
+    /// Waits for the group commit a body joined. Should the group's last member vanish (its
+    /// request cancelled while queued), the wait ends by committing the group itself.
+    pub(crate) async fn settle<T>(
+        &self,
+        out: Result<T, Error>,
+        ticket: Option<GroupTicket>,
+    ) -> Result<T, Error> {
+        let Some(mut rx) = ticket else {
+            return out;
+        };
+        let done = match tokio::time::timeout(Duration::from_millis(20), &mut rx).await {
+            Ok(done) => done,
+            Err(_) => {
+                {
+                    let mut w = self.writer.lock().await;
+                    if w.open && !w.in_body {
+                        // Our own sender is in this group; the commit answers it.
+                        let _ = w.commit();
+                    }
+                }
+                rx.await
+            }
+        };
+        match done {
+            Ok(Ok(())) => out,
+            Ok(Err(message)) => Err(Error::Internal(format!("database: {message}"))),
+            Err(_) => Err(Error::Internal(
+                "database: the commit group was lost".into(),
+            )),
+        }
     }
 
     /// Drops the idle readers and checkpoints the WAL into the database file.
@@ -318,10 +391,106 @@ impl Sqlite {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
-        let w = self.writer.lock().await;
-        if let Err(e) = w.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+        let mut w = self.writer.lock().await;
+        if w.open && !w.in_body {
+            let _ = w.commit();
+        }
+        if let Err(e) = w.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
             tracing::warn!(error = %e, "SQLite checkpoint at close failed");
         }
+    }
+}
+
+/// The most bodies one commit serves (bounds how long the first of them waits).
+const MAX_GROUP: usize = 64;
+
+pub(crate) type GroupTicket = tokio::sync::oneshot::Receiver<Result<(), String>>;
+pub(crate) type WriterGuard<'a> = tokio::sync::MutexGuard<'a, Writer>;
+
+/// The writer connection and its group-commit state.
+pub(crate) struct Writer {
+    pub(crate) conn: Connection,
+    /// A group transaction is open.
+    open: bool,
+    /// A body's savepoint is open (still true on entry: the last body panicked).
+    in_body: bool,
+    /// Bodies done and waiting for the group's commit.
+    group: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+}
+
+impl Writer {
+    fn start_body(&mut self) -> Result<(), Error> {
+        if self.open && self.conn.is_autocommit() {
+            // SQLite rolled the group back itself (an I/O error, a full disk): its members
+            // must not be told their writes committed.
+            self.in_body = false;
+            let _ = self.commit();
+        }
+        if self.in_body {
+            // A body panicked half-way: undo what it wrote, keep the group.
+            self.conn
+                .execute_batch("ROLLBACK TO body; RELEASE body;")
+                .map_err(DbError::from)?;
+            self.in_body = false;
+        }
+        if !self.open {
+            if !self.conn.is_autocommit() {
+                self.conn.execute_batch("ROLLBACK").map_err(DbError::from)?;
+            }
+            self.conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(DbError::from)?;
+            self.open = true;
+        }
+        self.conn
+            .execute_batch("SAVEPOINT body")
+            .map_err(DbError::from)?;
+        self.in_body = true;
+        Ok(())
+    }
+
+    fn end_body(&mut self, keep: bool) -> Result<(), Error> {
+        let sql = if keep {
+            "RELEASE body;"
+        } else {
+            "ROLLBACK TO body; RELEASE body;"
+        };
+        self.conn.execute_batch(sql).map_err(DbError::from)?;
+        self.in_body = false;
+        Ok(())
+    }
+
+    /// Commits the group and answers everyone in it.
+    fn commit(&mut self) -> Result<(), Error> {
+        self.open = false;
+        let r = if self.conn.is_autocommit() {
+            Err("the transaction was rolled back by SQLite".to_owned())
+        } else {
+            self.conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+        };
+        if r.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        for member in self.group.drain(..) {
+            let _ = member.send(r.clone());
+        }
+        r.map_err(|m| Error::Internal(format!("database: {m}")))
+    }
+}
+
+/// Counts a task as queued for the writer until it holds it (or is cancelled).
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::AcqRel);
+        Queued(n)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -434,29 +603,6 @@ impl<'c> Lite<'c> {
                 unique: false,
                 message: "no rows returned by a query that expected one".into(),
             })
-    }
-
-    /// Starts the transaction of a `transaction` body. A transaction left open by a panic in
-    /// an earlier body is rolled back first.
-    pub(crate) fn begin(&mut self) -> Result<(), Error> {
-        if !self.conn.is_autocommit() {
-            self.conn.execute_batch("ROLLBACK").map_err(DbError::from)?;
-        }
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(DbError::from)?;
-        Ok(())
-    }
-
-    /// Ends the transaction as the body decided.
-    pub(crate) fn finish<T>(&mut self, r: Result<Tx<T>, Error>) -> Result<T, Error> {
-        let (sql, out) = match r {
-            Ok(Tx::Commit(v)) => ("COMMIT", Ok(v)),
-            Ok(Tx::Rollback(v)) => ("ROLLBACK", Ok(v)),
-            Err(e) => ("ROLLBACK", Err(e)),
-        };
-        self.conn.execute_batch(sql).map_err(DbError::from)?;
-        out
     }
 }
 
