@@ -117,7 +117,7 @@ impl Default for StoreOptions {
 }
 
 pub(crate) enum Db {
-    Sqlite(crate::sql::Sqlite),
+    Sqlite(Box<crate::sql::Sqlite>),
     Postgres(PgPool),
 }
 
@@ -241,7 +241,10 @@ impl Store {
             DbKind::Sqlite => {
                 let path = url.sqlite_path().unwrap_or_default();
                 migrate_sqlite(&path).await?;
-                Db::Sqlite(crate::sql::Sqlite::open(&path, opts.max_connections)?)
+                Db::Sqlite(Box::new(crate::sql::Sqlite::open(
+                    &path,
+                    opts.max_connections,
+                )?))
             }
         };
         Ok(Store {
