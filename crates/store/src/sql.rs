@@ -15,7 +15,7 @@
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
@@ -252,6 +252,9 @@ pub(crate) struct Sqlite {
     writer: tokio::sync::Mutex<Writer>,
     /// Tasks queued for the writer (a body that sees some defers the commit to them).
     queued: AtomicUsize,
+    /// Group commits, and those made by a member whose group lost its last body.
+    commits: AtomicU64,
+    rescue_commits: AtomicU64,
     readers: std::sync::Mutex<Vec<Connection>>,
     /// Idle readers kept; more are opened under load and closed when returned.
     keep_readers: usize,
@@ -280,6 +283,8 @@ impl Sqlite {
                 group: Vec::new(),
             }),
             queued: AtomicUsize::new(0),
+            commits: AtomicU64::new(0),
+            rescue_commits: AtomicU64::new(0),
             readers: std::sync::Mutex::new(vec![reader]),
             keep_readers: usize::try_from(max_readers.max(1)).unwrap_or(1),
         })
@@ -349,6 +354,7 @@ impl Sqlite {
             w.group.push(tx);
             return (out, Some(rx));
         }
+        self.commits.fetch_add(1, Ordering::Relaxed);
         let committed = w.commit();
         (committed.and(out), None)
     }
@@ -370,6 +376,7 @@ impl Sqlite {
                     let mut w = self.writer.lock().await;
                     if w.open && !w.in_body {
                         // Our own sender is in this group; the commit answers it.
+                        self.rescue_commits.fetch_add(1, Ordering::Relaxed);
                         let _ = w.commit();
                     }
                 }
@@ -675,5 +682,129 @@ impl Pg<'_> {
             Pg::Tx(c) => q.fetch_one(&mut **c).await?,
         };
         T::from_cols(&row, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{on_db, Db};
+    use crate::{DatabaseUrl, Store, StoreOptions};
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        let url = DatabaseUrl::parse(dir.path().join("t.db").to_str().unwrap()).unwrap();
+        Store::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap()
+    }
+
+    fn lite(s: &Store) -> &Sqlite {
+        match &*s.db {
+            Db::Sqlite(l) => l,
+            Db::Postgres(_) => unreachable!(),
+        }
+    }
+
+    /// Inserts event `id`, then keeps it, undoes it, or fails, as `how` says.
+    async fn body(s: &Store, id: String, how: u8) -> Result<(), Error> {
+        on_db!(s, transaction, |c| {
+            c.exec(
+                "INSERT INTO events (id, event, data, created_at) VALUES ($1, 'x', '{}', 0)",
+                args![&id],
+            )
+            .await?;
+            match how {
+                0 => Ok(Tx::Commit(())),
+                1 => Ok(Tx::Rollback(())),
+                _ => Err(Error::Internal("refused".into())),
+            }
+        })
+    }
+
+    async fn ids(s: &Store) -> Result<Vec<String>, Error> {
+        on_db!(s, read, |c| Ok(c
+            .all("SELECT id FROM events ORDER BY id", &[])
+            .await?))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn queued_bodies_share_one_commit_and_keep_their_own_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        let before = lite(&s).commits.load(Ordering::Relaxed);
+        let held = lite(&s).writer.lock().await;
+        let tasks: Vec<_> = (0..30u8)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move { body(&s, format!("e{i:02}"), i % 3).await })
+            })
+            .collect();
+        while lite(&s).queued.load(Ordering::Acquire) < 30 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        let mut results = vec![];
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        for (i, r) in results.iter().enumerate() {
+            assert_eq!(r.is_ok(), i % 3 != 2, "body {i}: {r:?}");
+        }
+        let expected: Vec<String> = (0..30)
+            .filter(|i| i % 3 == 0)
+            .map(|i| format!("e{i:02}"))
+            .collect();
+        assert_eq!(
+            ids(&s).await.unwrap(),
+            expected,
+            "kept bodies committed, undone ones did not"
+        );
+        assert_eq!(
+            lite(&s).commits.load(Ordering::Relaxed) - before,
+            1,
+            "30 queued bodies, one commit"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_group_whose_last_member_is_cancelled_still_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        let held = lite(&s).writer.lock().await;
+        let first = {
+            let s = s.clone();
+            tokio::spawn(async move { body(&s, "first".into(), 0).await })
+        };
+        let second = {
+            let s = s.clone();
+            tokio::spawn(async move { body(&s, "second".into(), 0).await })
+        };
+        while lite(&s).queued.load(Ordering::Acquire) < 2 {
+            tokio::task::yield_now().await;
+        }
+        // `first` gets the writer and, seeing `second` queued, leaves the commit to it; but
+        // `second` is cancelled before it runs.
+        drop(held);
+        second.abort();
+        first.await.unwrap().unwrap();
+        assert!(second.await.unwrap_err().is_cancelled());
+        assert_eq!(ids(&s).await.unwrap(), vec!["first".to_owned()]);
+        assert_eq!(lite(&s).rescue_commits.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn parallel_bodies_on_many_threads_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        let tasks: Vec<_> = (0..64u8)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move { body(&s, format!("p{i:02}"), 0).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(ids(&s).await.unwrap().len(), 64);
     }
 }
