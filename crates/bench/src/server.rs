@@ -166,6 +166,9 @@ impl Server {
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                if line.contains("WARN") || line.contains("ERROR") {
+                    eprintln!("server: {line}");
+                }
                 if let Some(ev) = parse_line(&line) {
                     let _ = tx.send(ev);
                 }

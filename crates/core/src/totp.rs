@@ -152,33 +152,88 @@ pub fn code_for_step(secret: &TotpSecret, step: i64) -> String {
 /// caller's; the *replay* rule (refuse steps at or below the last accepted one) is enforced
 /// by the store in one conditional UPDATE, not here.
 pub fn verify(secret: &TotpSecret, code: &str, unix_seconds: i64, window: u32) -> Option<i64> {
+    verify_after(secret, code, unix_seconds, window, i64::MAX)
+}
+
+/// Like [`verify`], but when the code matches several steps of the window (two steps' codes
+/// are equal about once in a million), picks the earliest matching step after `last_step`
+/// (the factor's last accepted step, a hint: the store's guard decides), so a coincidence
+/// does not burn the steps after it. With no such step, the latest match (which the store
+/// will refuse as a replay).
+pub fn verify_after(
+    secret: &TotpSecret,
+    code: &str,
+    unix_seconds: i64,
+    window: u32,
+    last_step: i64,
+) -> Option<i64> {
     let code = code.as_bytes();
     if code.len() != DIGITS as usize || !code.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let current = step_at(unix_seconds);
     let w = i64::from(window);
-    let mut matched = subtle::Choice::from(0u8);
-    let mut matched_step: i64 = 0;
     let key = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("any key length");
-    for step in (current - w)..=(current + w) {
-        if step < 0 {
-            continue;
-        }
-        let mut mac = key.clone();
-        mac.update(&u64::try_from(step).unwrap_or(0).to_be_bytes());
-        let v = truncate(&mac.finalize().into_bytes(), DIGITS);
-        let mut buf = [0u8; DIGITS as usize];
-        let mut n = v;
-        for b in buf.iter_mut().rev() {
-            *b = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-        let eq = buf.ct_eq(code);
-        matched_step = i64::conditional_select(&matched_step, &step, eq);
-        matched |= eq;
+    let matches = ((current - w)..=(current + w))
+        .filter(|step| *step >= 0)
+        .map(|step| {
+            let mut mac = key.clone();
+            mac.update(&u64::try_from(step).unwrap_or(0).to_be_bytes());
+            let v = truncate(&mac.finalize().into_bytes(), DIGITS);
+            let mut buf = [0u8; DIGITS as usize];
+            let mut n = v;
+            for b in buf.iter_mut().rev() {
+                *b = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+            (step, buf.ct_eq(code))
+        });
+    select_step(matches, last_step)
+}
+
+/// Picks from `(step, matched)` in ascending step order without branching on `matched`: the
+/// first matched step after `last_step`, else the last matched step.
+fn select_step(
+    matches: impl Iterator<Item = (i64, subtle::Choice)>,
+    last_step: i64,
+) -> Option<i64> {
+    let mut any = subtle::Choice::from(0u8);
+    let mut latest: i64 = 0;
+    let mut fresh_found = subtle::Choice::from(0u8);
+    let mut fresh: i64 = 0;
+    for (step, eq) in matches {
+        // `step > last_step` compares public values only.
+        let is_fresh = subtle::Choice::from(u8::from(step > last_step));
+        let take = eq & is_fresh & !fresh_found;
+        fresh = i64::conditional_select(&fresh, &step, take);
+        fresh_found |= eq & is_fresh;
+        latest = i64::conditional_select(&latest, &step, eq);
+        any |= eq;
     }
-    bool::from(matched).then_some(matched_step)
+    let step = i64::conditional_select(&latest, &fresh, fresh_found);
+    bool::from(any).then_some(step)
+}
+
+#[cfg(test)]
+mod select_tests {
+    use super::select_step;
+    use subtle::Choice;
+
+    fn run(matched: &[(i64, u8)], last: i64) -> Option<i64> {
+        select_step(matched.iter().map(|&(s, m)| (s, Choice::from(m))), last)
+    }
+
+    #[test]
+    fn a_coincidence_takes_the_earliest_unused_step_not_the_latest() {
+        // Steps 9, 10, 11 all match; 9 is used: 10, leaving 11 for the next code.
+        assert_eq!(run(&[(9, 1), (10, 1), (11, 1)], 9), Some(10));
+        assert_eq!(run(&[(9, 1), (10, 0), (11, 1)], 8), Some(9));
+        // Only used steps match: the latest, for the store to refuse as a replay.
+        assert_eq!(run(&[(9, 1), (10, 1), (11, 0)], 10), Some(10));
+        assert_eq!(run(&[(9, 0), (10, 0), (11, 0)], 0), None);
+        // No hint: the latest match, as `verify` has always answered.
+        assert_eq!(run(&[(9, 1), (10, 0), (11, 1)], i64::MAX), Some(11));
+    }
 }
 
 /// Characters kept literal in the label and the query: RFC 3986 unreserved plus `@` (the

@@ -103,6 +103,10 @@ struct ServeArgs {
     /// Access-token lifetime in seconds.
     #[arg(long, env = "TESSERA_ACCESS_TOKEN_TTL_SECONDS", default_value_t = 300)]
     access_token_ttl_seconds: i64,
+    /// How long (ms) a verified API key is trusted before it is read again; a revocation
+    /// takes effect within this time. 0: read on every request.
+    #[arg(long, env = "TESSERA_API_KEY_CACHE_MS", default_value_t = 1000)]
+    api_key_cache_ms: i64,
 }
 
 /// The SMS provider from flags and the secret environment variables.
@@ -205,6 +209,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.totp_window = args.totp_window;
             config.issuer = args.issuer.clone();
             config.access_token_ttl_ms = args.access_token_ttl_seconds.clamp(30, 86_400) * 1000;
+            config.api_key_cache_ms = args.api_key_cache_ms.clamp(0, 60_000);
             config.sms_provider = sms_provider(&args)?;
             let app = Application::build(config, clock).await?;
             app.run_until(crate::startup::shutdown_signal()).await?;

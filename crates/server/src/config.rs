@@ -58,6 +58,9 @@ pub struct Config {
     pub issuer: String,
     /// Lifetime of access tokens (WorkOS: 5 minutes).
     pub access_token_ttl_ms: i64,
+    /// How long a node trusts an API key it has looked up before reading it again: a
+    /// revocation reaches every node within this time. 0 reads the key on every request.
+    pub api_key_cache_ms: i64,
     /// Lifetime of pending authentication tokens between password and MFA.
     pub pending_token_ttl_ms: i64,
     /// Password failures allowed per account, and per client IP.
@@ -92,6 +95,7 @@ impl Config {
             issuer: "tessera".to_owned(),
             access_token_ttl_ms: 5 * 60 * 1000,
             pending_token_ttl_ms: 10 * 60 * 1000,
+            api_key_cache_ms: 1000,
             password_account_rate: Rate::new(10, 15 * 60 * 1000),
             password_ip_rate: Rate::new(100, 15 * 60 * 1000),
             header_read_timeout: std::time::Duration::from_secs(10),

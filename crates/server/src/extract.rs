@@ -50,15 +50,28 @@ impl FromRequestParts<AppState> for ApiKey {
 ///
 /// Security: the row is found by the key's public lookup part, then the SHA-256 of the whole
 /// key is compared in constant time, so response timing says nothing about stored hashes.
+/// A key read from the database is trusted for `api_key_cache_ms` (a revocation reaches
+/// every node within that time); unknown keys are never cached.
 pub async fn authenticate_key(state: &AppState, presented: &str) -> Result<String, Error> {
     let lookup = token::api_key_lookup(presented).ok_or(Error::Unauthorized)?;
-    let row = state
-        .store
-        .find_active_api_key(lookup)
-        .await?
-        .ok_or(Error::Unauthorized)?;
-    if token::ct_eq(&token::hash(presented), &row.key_hash) {
-        Ok(row.id)
+    let now = state.now().millis();
+    let ttl = state.config.api_key_cache_ms;
+    let (id, key_hash) = match state.api_keys.get(lookup, now, ttl) {
+        Some(hit) => hit,
+        None => {
+            let row = state
+                .store
+                .find_active_api_key(lookup)
+                .await?
+                .ok_or(Error::Unauthorized)?;
+            if ttl > 0 {
+                state.api_keys.put(lookup, &row.id, &row.key_hash, now);
+            }
+            (row.id, row.key_hash)
+        }
+    };
+    if token::ct_eq(&token::hash(presented), &key_hash) {
+        Ok(id)
     } else {
         Err(Error::Unauthorized)
     }

@@ -173,6 +173,7 @@ impl Application {
             client_id: Arc::from(client_id),
             hashing: Arc::new(tokio::sync::Semaphore::new(cores)),
             sms: crate::sms::SmsSender::new(config.sms_provider.clone()),
+            api_keys: Arc::default(),
             config: Arc::new(config),
         };
         crate::services::signin::ensure_signing_key(&state)

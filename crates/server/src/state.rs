@@ -19,6 +19,42 @@ pub struct AppState {
     /// queues instead of starving everything else on the blocking pool.
     pub hashing: Arc<tokio::sync::Semaphore>,
     pub sms: crate::sms::SmsSender,
+    pub api_keys: Arc<ApiKeyCache>,
+}
+
+/// API keys recently read from the database, by lookup part: `(key id, SHA-256 of the key,
+/// read at)`. Only keys that exist and are unrevoked are kept; a presented key is still
+/// hashed and compared in constant time on every request.
+#[derive(Debug, Default)]
+pub struct ApiKeyCache {
+    entries: std::sync::RwLock<std::collections::HashMap<String, (String, Vec<u8>, i64)>>,
+}
+
+/// Bounds the cache: clearing it when full costs one read per key afterwards.
+const API_KEY_CACHE_ENTRIES: usize = 1024;
+
+impl ApiKeyCache {
+    /// The cached `(id, hash)` for `lookup` when read less than `ttl_ms` before `now`.
+    pub fn get(&self, lookup: &str, now: i64, ttl_ms: i64) -> Option<(String, Vec<u8>)> {
+        let map = self
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(lookup)
+            .filter(|(_, _, at)| now >= *at && now - at < ttl_ms)
+            .map(|(id, hash, _)| (id.clone(), hash.clone()))
+    }
+
+    pub fn put(&self, lookup: &str, id: &str, hash: &[u8], now: i64) {
+        let mut map = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= API_KEY_CACHE_ENTRIES {
+            map.clear();
+        }
+        map.insert(lookup.to_owned(), (id.to_owned(), hash.to_vec(), now));
+    }
 }
 
 impl AppState {

@@ -258,6 +258,8 @@ pub(crate) struct Sqlite {
     readers: std::sync::Mutex<Vec<Connection>>,
     /// Idle readers kept; more are opened under load and closed when returned.
     keep_readers: usize,
+    /// Dropping it stops the checkpointer thread.
+    _checkpointer: std::sync::mpsc::Sender<()>,
 }
 
 const STATEMENT_CACHE: usize = 64;
@@ -273,6 +275,14 @@ impl Sqlite {
     /// Opens the (already migrated, WAL-mode) database file.
     pub(crate) fn open(path: &Path, max_readers: u32) -> Result<Self, Error> {
         let writer = Self::connect(path, false)?;
+        // Checkpoints (copying the WAL back into the database file, then an fsync) run on
+        // their own connection and thread; SQLite would otherwise run one inside whichever
+        // commit crosses its threshold, holding the writer (and every queued request) for
+        // milliseconds. Its own threshold stays as a backstop, ten times higher.
+        writer
+            .execute_batch("PRAGMA wal_autocheckpoint = 10000;")
+            .map_err(|e| open_error(path, e))?;
+        let checkpointer = Self::start_checkpointer(Self::connect(path, false)?);
         let reader = Self::connect(path, true)?;
         Ok(Sqlite {
             path: path.to_owned(),
@@ -287,7 +297,30 @@ impl Sqlite {
             rescue_commits: AtomicU64::new(0),
             readers: std::sync::Mutex::new(vec![reader]),
             keep_readers: usize::try_from(max_readers.max(1)).unwrap_or(1),
+            _checkpointer: checkpointer,
         })
+    }
+
+    /// Every 100 ms, a PASSIVE checkpoint: it never waits for the writer or readers and
+    /// copies what the readers allow; once it has caught up, the next commit starts the WAL
+    /// over from its beginning, so the file stays small.
+    fn start_checkpointer(conn: Connection) -> std::sync::mpsc::Sender<()> {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    rx.recv_timeout(Duration::from_millis(100))
+                {
+                    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                        tracing::warn!(error = %e, "SQLite checkpoint failed");
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the SQLite checkpointer thread");
+        }
+        tx
     }
 
     fn connect(path: &Path, read_only: bool) -> Result<Connection, Error> {

@@ -252,7 +252,13 @@ fn evaluate(
                 .open(TOTP_SEAL_PURPOSE, &factor.id, &sealed)
                 .map_err(Error::internal)?;
             let secret = TotpSecret::from_bytes(bytes.to_vec());
-            let step = totp::verify(&secret, code, unix_seconds, state.config.totp_window);
+            let step = totp::verify_after(
+                &secret,
+                code,
+                unix_seconds,
+                state.config.totp_window,
+                factor.last_totp_step,
+            );
             Ok((step.is_some(), step))
         }
         _ => {

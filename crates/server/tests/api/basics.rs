@@ -4,13 +4,12 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::TestApp;
+use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
 
 on_both_backends!(
     health_answers_without_auth_and_every_response_has_a_request_id,
     a_missing_or_wrong_api_key_gets_401_with_a_json_message,
-    a_revoked_api_key_stops_working_at_once,
     unknown_routes_and_methods_answer_in_the_json_error_shape,
     malformed_json_gets_our_error_shape_and_type_errors_name_the_field,
     oversized_bodies_get_413_and_change_nothing,
@@ -70,7 +69,11 @@ async fn a_missing_or_wrong_api_key_gets_401_with_a_json_message(app: TestApp) {
     assert_eq!(s, StatusCode::OK, "the right key works");
 }
 
-async fn a_revoked_api_key_stops_working_at_once(app: TestApp) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_api_key_stops_working_at_once_without_the_cache() {
+    let app = TestApp::spawn_configured(Backend::Sqlite, |c| c.api_key_cache_ms = 0)
+        .await
+        .unwrap();
     let (row, secret) =
         tessera_server::startup::create_api_key(&app.state.store, &app.clock, "temp")
             .await
@@ -92,6 +95,48 @@ async fn a_revoked_api_key_stops_working_at_once(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_api_key_stops_working_when_its_cache_entry_expires() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    assert_eq!(app.state.config.api_key_cache_ms, 1000, "the default");
+    let (row, secret) =
+        tessera_server::startup::create_api_key(&app.state.store, &app.clock, "temp")
+            .await
+            .unwrap();
+    let status = |secret: String| {
+        let (http, url) = (app.http.clone(), app.url("/user_management/users"));
+        async move {
+            http.get(url)
+                .bearer_auth(secret)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(secret.clone()).await, StatusCode::OK);
+    app.state.store.revoke_api_key(&row.id, 1).await.unwrap();
+    app.clock.advance_millis(999);
+    assert_eq!(
+        status(secret.clone()).await,
+        StatusCode::OK,
+        "trusted for the cache time"
+    );
+    let last = if secret.ends_with('x') { "y" } else { "x" };
+    let wrong = format!("{}{last}", &secret[..secret.len() - 1]);
+    assert_eq!(
+        status(wrong).await,
+        StatusCode::UNAUTHORIZED,
+        "a cached key is still compared in full"
+    );
+    app.clock.advance_millis(1);
+    assert_eq!(
+        status(secret).await,
+        StatusCode::UNAUTHORIZED,
+        "read again, and refused, once the entry is 1 s old"
+    );
 }
 
 async fn unknown_routes_and_methods_answer_in_the_json_error_shape(app: TestApp) {
