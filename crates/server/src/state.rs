@@ -27,8 +27,11 @@ pub struct AppState {
 /// hashed and compared in constant time on every request.
 #[derive(Debug, Default)]
 pub struct ApiKeyCache {
-    entries: std::sync::RwLock<std::collections::HashMap<String, (String, Vec<u8>, i64)>>,
+    entries: std::sync::RwLock<std::collections::HashMap<String, CachedKey>>,
 }
+
+/// `(key id, SHA-256 of the key, read at)`.
+type CachedKey = (String, Vec<u8>, i64);
 
 /// Bounds the cache: clearing it when full costs one read per key afterwards.
 const API_KEY_CACHE_ENTRIES: usize = 1024;
