@@ -11,7 +11,7 @@ use crate::db::on_db;
 use crate::list::{ListParams, Page};
 use crate::queries::{challenge_args, event_args, CHALLENGE_COLS, CHALLENGE_INSERT, EVENT_INSERT};
 use crate::rows::{ChallengeRow, EventRow};
-use crate::sql::{args, Arg, Tx};
+use crate::sql::{args, Arg, Cols, DbError, FromRow, Pg, Tx};
 use crate::Store;
 
 /// One verification attempt, already evaluated by the caller (the code check is pure).
@@ -126,6 +126,116 @@ const SMS_CHARGE: &str = concat!(
     " + $3 - $2 <= $4 RETURNING tat"
 );
 
+/// What `tessera_verify_attempt` answered: the outcome, a limit's TAT, and the challenge
+/// as updated (for an evaluated attempt).
+struct PgVerifyRow {
+    outcome: String,
+    tat: Option<i64>,
+    challenge: Option<ChallengeRow>,
+}
+
+impl FromRow for PgVerifyRow {
+    const WIDTH: usize = 2 + ChallengeRow::WIDTH;
+    fn from_cols(r: &impl Cols, at: usize) -> Result<Self, DbError> {
+        let outcome: String = r.col(at)?;
+        let tat: Option<i64> = r.col(at + 1)?;
+        let evaluated = matches!(outcome.as_str(), "verified" | "rejected" | "replayed");
+        let challenge = if evaluated {
+            Some(ChallengeRow::from_cols(r, at + 2)?)
+        } else {
+            None
+        };
+        Ok(PgVerifyRow {
+            outcome,
+            tat,
+            challenge,
+        })
+    }
+}
+
+/// [`Store::verify_attempt`] on PostgreSQL: the same rule in one call of the
+/// `tessera_verify_attempt` function (migration 20261129000004), one round trip instead of
+/// eight.
+async fn verify_attempt_pg(
+    pool: &sqlx::PgPool,
+    a: &VerifyAttempt<'_>,
+    event: &(dyn Fn(AttemptKind) -> EventRow + Sync),
+) -> Result<VerifyOutcome, Error> {
+    const SQL: &str = "SELECT * FROM tessera_verify_attempt($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+    let (ok, fail, replay) = (
+        event(AttemptKind::Succeeded),
+        event(AttemptKind::Failed),
+        event(AttemptKind::Replayed),
+    );
+    let c = &mut Pg::Pool(pool);
+    let row: PgVerifyRow = c
+        .one(
+            SQL,
+            args![
+                a.challenge_id,
+                a.factor_id,
+                a.user_id,
+                a.correct,
+                a.totp_step,
+                a.now,
+                a.max_attempts,
+                a.factor_rate.interval_ms(),
+                a.factor_rate.window_ms,
+                a.user_rate.interval_ms(),
+                a.user_rate.window_ms,
+                ok.created_at,
+                &ok.id,
+                &ok.event,
+                &ok.data,
+                &fail.id,
+                &fail.event,
+                &fail.data,
+                &replay.id,
+                &replay.event,
+                &replay.data
+            ],
+        )
+        .await?;
+    let refused = |r| Ok(VerifyOutcome::Refused(r));
+    match (row.outcome.as_str(), row.challenge) {
+        ("verified", Some(challenge)) => Ok(VerifyOutcome::Verified(challenge)),
+        ("rejected", Some(challenge)) => Ok(VerifyOutcome::Rejected {
+            challenge,
+            replayed: false,
+        }),
+        ("replayed", Some(challenge)) => Ok(VerifyOutcome::Rejected {
+            challenge,
+            replayed: true,
+        }),
+        ("not_found", _) => refused(Refusal::NotFound),
+        ("factor_limited", _) => refused(Refusal::FactorRateLimited {
+            retry_after_secs: a
+                .factor_rate
+                .retry_after_secs(row.tat.unwrap_or(a.now), a.now),
+        }),
+        ("user_limited", _) => refused(Refusal::UserRateLimited {
+            retry_after_secs: a
+                .user_rate
+                .retry_after_secs(row.tat.unwrap_or(a.now), a.now),
+        }),
+        ("challenge_refused", _) => {
+            let current: Option<ChallengeRow> = c
+                .opt(
+                    &format!("SELECT {CHALLENGE_COLS} FROM auth_challenges WHERE id = $1"),
+                    args![a.challenge_id],
+                )
+                .await?;
+            refused(
+                challenge_refusal(current.as_ref(), a.now, a.max_attempts)
+                    .unwrap_or(Refusal::TooManyAttempts),
+            )
+        }
+        (other, _) => Err(Error::Internal(format!(
+            "tessera_verify_attempt answered {other:?}"
+        ))),
+    }
+}
+
 impl Store {
     /// Records one verification attempt atomically:
     /// 1. a matching TOTP code advances the factor's `last_totp_step` only if its step is
@@ -141,6 +251,9 @@ impl Store {
         a: &VerifyAttempt<'_>,
         event: &(dyn Fn(AttemptKind) -> EventRow + Sync),
     ) -> Result<VerifyOutcome, Error> {
+        if let crate::db::Db::Postgres(pool) = &*self.db {
+            return verify_attempt_pg(pool, a, event).await;
+        }
         let challenge_update = format!(
             "UPDATE auth_challenges SET attempts = attempts + 1, verified_at = CASE WHEN $2 THEN $3 ELSE verified_at END, updated_at = $3 \
              WHERE id = $1 AND verified_at IS NULL AND expires_at > $3 AND attempts < $4 RETURNING {CHALLENGE_COLS}"
