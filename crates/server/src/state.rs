@@ -15,9 +15,12 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub config: Arc<Config>,
     pub client_id: Arc<str>,
-    /// Bounds concurrent Argon2 work to the number of cores so a burst of password requests
-    /// queues instead of starving everything else on the blocking pool.
+    /// Bounds concurrent Argon2 work to one less than the cores (at least one), so a burst
+    /// of password requests queues instead of taking every core from verifications.
     pub hashing: Arc<tokio::sync::Semaphore>,
+    /// Argon2's working memory (19 MiB per hash), one buffer per `hashing` permit, reused:
+    /// peak memory stays bounded however many sign-ins run.
+    pub password_memory: Arc<tessera_core::password::BlockPool>,
     pub sms: crate::sms::SmsSender,
     pub api_keys: Arc<ApiKeyCache>,
 }
@@ -65,17 +68,19 @@ impl AppState {
         self.clock.now()
     }
 
-    /// Runs CPU-heavy password work on the blocking pool, at most one job per core.
+    /// Runs CPU-heavy password work on the blocking pool, at most one job per `hashing`
+    /// permit; `f` gets the Argon2 memory pool.
     pub async fn hash_work<T: Send + 'static>(
         &self,
-        f: impl FnOnce() -> T + Send + 'static,
+        f: impl FnOnce(&tessera_core::password::BlockPool) -> T + Send + 'static,
     ) -> Result<T, tessera_core::Error> {
+        let memory = Arc::clone(&self.password_memory);
         let _permit = self
             .hashing
             .acquire()
             .await
             .map_err(tessera_core::Error::internal)?;
-        tokio::task::spawn_blocking(f)
+        tokio::task::spawn_blocking(move || f(&memory))
             .await
             .map_err(tessera_core::Error::internal)
     }

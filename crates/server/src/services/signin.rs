@@ -227,7 +227,7 @@ async fn password_grant(
     // Unknown users are checked against a dummy hash: same work, same answer, same timing.
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let ok = state
-        .hash_work(move || password::verify(&pw, stored.as_deref()))
+        .hash_work(move |memory| password::verify_with(memory, &pw, stored.as_deref()))
         .await?;
     if !ok {
         events::record(

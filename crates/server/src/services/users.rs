@@ -115,7 +115,7 @@ async fn password_to_store(
                 return Err(Error::PasswordStrength(problem));
             }
             state
-                .hash_work(move || password::hash(&pw))
+                .hash_work(move |memory| password::hash_with(memory, &pw))
                 .await?
                 .map(Some)
         }
