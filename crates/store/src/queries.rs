@@ -32,6 +32,26 @@ fn user_conflict(e: DbError, user: &UserRow) -> Error {
     e.into()
 }
 
+/// A user's columns in [`USER_COLS`] order, `$1` to `$14`.
+fn user_args(u: &UserRow) -> [Arg<'_>; 14] {
+    [
+        Arg::from(&u.id),
+        Arg::from(&u.email),
+        Arg::from(u.email_verified),
+        Arg::from(&u.first_name),
+        Arg::from(&u.last_name),
+        Arg::from(&u.name),
+        Arg::from(&u.profile_picture_url),
+        Arg::from(&u.external_id),
+        Arg::from(&u.metadata),
+        Arg::from(&u.locale),
+        Arg::from(&u.password_hash),
+        Arg::from(u.last_sign_in_at),
+        Arg::from(u.created_at),
+        Arg::from(u.updated_at),
+    ]
+}
+
 pub(crate) fn challenge_args(c: &ChallengeRow) -> [Arg<'_>; 8] {
     [
         Arg::from(&c.id),
@@ -144,51 +164,20 @@ impl Store {
     pub async fn insert_user(&self, u: &UserRow) -> Result<(), Error> {
         let sql = format!("INSERT INTO users ({USER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)");
         on_db!(self, write, |c| {
-            c.exec(
-                &sql,
-                args![
-                    &u.id,
-                    &u.email,
-                    u.email_verified,
-                    &u.first_name,
-                    &u.last_name,
-                    &u.name,
-                    &u.profile_picture_url,
-                    &u.external_id,
-                    &u.metadata,
-                    &u.locale,
-                    &u.password_hash,
-                    u.last_sign_in_at,
-                    u.created_at,
-                    u.updated_at
-                ],
-            )
-            .await
-            .map_err(|e| user_conflict(e, u))?;
+            c.exec(&sql, &user_args(u))
+                .await
+                .map_err(|e| user_conflict(e, u))?;
             Ok(())
         })
     }
 
-    /// Writes every mutable column of `u` (the service merged the changes).
+    /// Writes every mutable column of `u` (the service merged the changes). Parameters as for
+    /// the insert; `$13` (`created_at`) is not written.
     pub async fn update_user(&self, u: &UserRow) -> Result<(), Error> {
         let n = on_db!(self, write, |c| {
             c.exec(
-                "UPDATE users SET email = $2, email_verified = $3, first_name = $4, last_name = $5, name = $6, profile_picture_url = $7, external_id = $8, metadata = $9, locale = $10, password_hash = $11, last_sign_in_at = $12, updated_at = $13 WHERE id = $1",
-                args![
-                    &u.id,
-                    &u.email,
-                    u.email_verified,
-                    &u.first_name,
-                    &u.last_name,
-                    &u.name,
-                    &u.profile_picture_url,
-                    &u.external_id,
-                    &u.metadata,
-                    &u.locale,
-                    &u.password_hash,
-                    u.last_sign_in_at,
-                    u.updated_at
-                ],
+                "UPDATE users SET email = $2, email_verified = $3, first_name = $4, last_name = $5, name = $6, profile_picture_url = $7, external_id = $8, metadata = $9, locale = $10, password_hash = $11, last_sign_in_at = $12, updated_at = $14 WHERE id = $1",
+                &user_args(u),
             )
             .await
             .map_err(|e| user_conflict(e, u))
