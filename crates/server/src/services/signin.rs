@@ -328,14 +328,10 @@ async fn totp_grant(
         .await?
         .ok_or_else(bad_pending)?;
     // The challenge must belong to a TOTP factor of the pending token's user.
-    let challenge = state.store.find_challenge(challenge_id).await?;
-    let factor = match &challenge {
-        Some(c) => state.store.find_factor(&c.factor_id).await?,
-        None => None,
-    };
-    let belongs = factor
-        .as_ref()
-        .is_some_and(|f| f.user_id.as_deref() == Some(user_id.as_str()) && f.r#type == "totp");
+    let context = state.store.find_challenge_context(challenge_id).await?;
+    let belongs = context.as_ref().is_some_and(|(_, f, _)| {
+        f.user_id.as_deref() == Some(user_id.as_str()) && f.r#type == "totp"
+    });
     if !belongs {
         return Err(failed(
             "invalid_authentication_challenge",
