@@ -14,6 +14,7 @@ mod factors;
 mod mfa;
 mod openapi;
 mod sdk;
+mod sdk_wire;
 mod signin;
 mod sms;
 mod storage;
