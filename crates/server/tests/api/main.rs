@@ -13,6 +13,7 @@ mod events;
 mod factors;
 mod mfa;
 mod openapi;
+mod readme;
 mod sdk;
 mod sdk_wire;
 mod signin;
