@@ -1,6 +1,7 @@
 //! The README's quick start, run as a newcomer would run it: its shell blocks in order in one
-//! `bash`, then its Python blocks in order in one `python3` that inherits that shell's
-//! environment, against a fresh `tessera` binary started in an empty directory.
+//! `bash`, then its Python blocks in order at one Python prompt (`code.InteractiveConsole`,
+//! the prompt's rules) that inherits that shell's environment, against a fresh `tessera`
+//! binary started in an empty directory.
 //!
 //! Two honest substitutions: the server listens on a free port, so the README's address
 //! `127.0.0.1:8080` is replaced by the real one; and a block right after a
@@ -152,6 +153,29 @@ fn output_text(out: &std::process::Output) -> String {
     )
 }
 
+/// A Python prompt fed the blocks (separated by NUL in the file named by `argv[1]`) line by
+/// line, with an Enter after each block; the first traceback or syntax error exits 1.
+const PROMPT: &str = r#"
+import code, sys
+
+class Prompt(code.InteractiveConsole):
+    def showtraceback(self):
+        super().showtraceback()
+        sys.exit(1)
+
+    def showsyntaxerror(self, filename=None, **kwargs):
+        super().showsyntaxerror(filename, **kwargs)
+        sys.exit(1)
+
+prompt = Prompt()
+for block in open(sys.argv[1]).read().split("\0"):
+    more = False
+    for line in block.splitlines():
+        more = prompt.push(line)
+    if more:
+        prompt.push("")
+"#;
+
 #[test]
 fn the_readme_quick_start_runs_word_for_word_against_a_fresh_server() {
     let Some(sdk) = prerequisites() else { return };
@@ -248,8 +272,20 @@ fn the_readme_quick_start_runs_word_for_word_against_a_fresh_server() {
         output_text(&lint)
     );
 
+    // Run at a Python prompt, block by block, as pasted: `code.InteractiveConsole` has the
+    // prompt's rules (a blank line ends a compound statement, one statement at a time).
+    let pasted = dir.path().join("pasted.txt");
+    std::fs::write(
+        &pasted,
+        python
+            .iter()
+            .map(|b| here(&b.text))
+            .collect::<Vec<_>>()
+            .join("\0"),
+    )
+    .unwrap();
     let out = Command::new("python3")
-        .arg(&file)
+        .args(["-c", PROMPT, pasted.to_str().unwrap()])
         .current_dir(dir.path())
         .env_clear()
         .envs(shell_env)
