@@ -7,7 +7,8 @@
 //! `127.0.0.1:8080` is replaced by the real one; and a block right after a
 //! `<!-- readme-test: skip (...) -->` line is not run (building, starting the server, the test
 //! command itself), with the reason written in the README. The Python blocks are also checked
-//! with pyflakes, so a name used on a path the run does not take is still defined.
+//! with pyflakes, so a name used on a path the run does not take is still defined, and the
+//! README's sample log lines must match what the server printed (times, keys and ids aside).
 //!
 //! Needs `TESSERA_SDK_DIR` (the Python SDK and pyflakes, installed by `scripts/install-sdks.sh`)
 //! and `curl`, `jq`, `oathtool`; `scripts/test` provides them. Without them the test says it
@@ -153,6 +154,28 @@ fn output_text(out: &std::process::Output) -> String {
     )
 }
 
+/// A log line with its time, API key and ids blanked, for comparing the README's sample
+/// with a real first start.
+fn log_shape(line: &str) -> Vec<String> {
+    line.split_whitespace()
+        .enumerate()
+        .map(|(i, t)| {
+            if i == 0 && t.ends_with('Z') && t.starts_with(|c: char| c.is_ascii_digit()) {
+                "<time>".to_owned()
+            } else if t.starts_with("sk_") {
+                "<api key>".to_owned()
+            } else if let Some((k, _)) = t
+                .split_once('=')
+                .filter(|(k, _)| ["key_id", "client_id", "address"].contains(k))
+            {
+                format!("{k}=<value>")
+            } else {
+                t.to_owned()
+            }
+        })
+        .collect()
+}
+
 /// A Python prompt fed the blocks (separated by NUL in the file named by `argv[1]`) line by
 /// line, with an Enter after each block; the first traceback or syntax error exits 1.
 const PROMPT: &str = r#"
@@ -192,6 +215,19 @@ fn the_readme_quick_start_runs_word_for_word_against_a_fresh_server() {
 
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
+
+    // The sample log lines are what a first start prints, but for times, keys and ids.
+    let sample = all
+        .iter()
+        .find(|b| b.lang.is_empty() && b.text.contains("tessera_server::startup"))
+        .expect("the README shows the first start's log");
+    let log = server.log.lock().unwrap().clone();
+    for line in sample.text.lines() {
+        assert!(
+            log.lines().any(|l| log_shape(l) == log_shape(line)),
+            "the README's log line\n{line}\nis not printed by the server:\n{log}"
+        );
+    }
     let here = |text: &str| text.replace(README_ADDR, &server.addr);
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_tessera")).parent().unwrap();
     let path = format!(
