@@ -1,12 +1,16 @@
-//! The command line: `tessera [serve]`, `tessera api-keys ...`, `tessera client-id`.
-//! Secrets go to stdout alone on their line (scriptable); everything else goes to the log
-//! on stderr.
+//! The command line: `tessera [serve] [FLAGS]`, `tessera init`, `tessera api-keys ...`,
+//! `tessera client-id`, `tessera settings ...`, `tessera signing-keys ...`.
+//! Secrets and ids go to stdout alone on their line (scriptable); everything else goes to
+//! stderr. Only `serve` and `init` create a database (and its key file, in the same step);
+//! every other command refuses a missing one, and each command that changes state says on
+//! stderr which database it changed.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+
 use tessera_core::{Clock, SystemClock};
 use tessera_store::DatabaseUrl;
 
@@ -16,10 +20,11 @@ use crate::{Application, Config};
 #[command(
     name = "tessera",
     version,
-    about = "Self-hosted MFA and user sign-in server speaking the WorkOS API"
+    about = "Self-hosted MFA and user sign-in server speaking the WorkOS API",
+    long_about = "Self-hosted MFA and user sign-in server speaking the WorkOS API.\n\nWithout a command, `tessera [FLAGS]` is `tessera serve [FLAGS]`: it takes the same flags."
 )]
 struct Cli {
-    /// Database: a SQLite file path (default, created on first start) or postgres://...
+    /// Database: a SQLite file path (default; `serve` and `init` create it) or postgres://...
     #[arg(
         long,
         global = true,
@@ -27,14 +32,20 @@ struct Cli {
         default_value = "tessera.db"
     )]
     database_url: String,
+    /// The flags of `serve`, for `tessera` without a command.
+    #[command(flatten)]
+    serve: ServeArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the HTTP API (the default).
+    /// Run the HTTP API (the default): creates the database and its key file on first start.
     Serve(ServeArgs),
+    /// Create the database (and, for SQLite without TESSERA_MASTER_KEY, its key file) without
+    /// serving, and print the client id. Does nothing to a database that exists.
+    Init,
     /// Manage API keys (`sk_...`).
     #[command(subcommand, name = "api-keys")]
     ApiKeys(ApiKeysCommand),
@@ -82,15 +93,22 @@ struct ServeArgs {
     /// TOTP steps accepted either side of the current one.
     #[arg(long, env = "TESSERA_TOTP_WINDOW", default_value_t = 1)]
     totp_window: u32,
-    /// Where SMS codes go: log (development), webhook, twilio.
+    /// Where SMS codes go: log (written to the log, codes included: development only),
+    /// webhook, twilio.
     #[arg(long, env = "TESSERA_SMS_PROVIDER", default_value = "log")]
     sms_provider: String,
+    /// webhook: the URL that receives each message as signed JSON (required; the signing
+    /// key comes from TESSERA_SMS_WEBHOOK_SECRET).
     #[arg(long, env = "TESSERA_SMS_WEBHOOK_URL")]
     sms_webhook_url: Option<String>,
+    /// twilio: the account SID (required; the auth token comes from
+    /// TESSERA_TWILIO_AUTH_TOKEN).
     #[arg(long, env = "TESSERA_TWILIO_ACCOUNT_SID")]
     twilio_account_sid: Option<String>,
+    /// twilio: the sending phone number (required).
     #[arg(long, env = "TESSERA_TWILIO_FROM")]
     twilio_from: Option<String>,
+    /// twilio: the API host (change it only for a test double).
     #[arg(
         long,
         env = "TESSERA_TWILIO_BASE_URL",
@@ -140,6 +158,7 @@ fn sms_provider(args: &ServeArgs) -> anyhow::Result<crate::config::SmsProvider> 
 enum ApiKeysCommand {
     /// Create a key and print it (once) on the first line of stdout.
     Create {
+        /// A label for the key, shown by `api-keys list` (e.g. the service that uses it).
         #[arg(long)]
         name: String,
     },
@@ -165,7 +184,7 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
+    let cli = parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -185,6 +204,34 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Parses the command line. `tessera --listen ADDR` serves; a flag of the default command
+/// given together with another command (`tessera --listen ADDR api-keys list`) is refused
+/// rather than silently ignored. (clap's `args_conflicts_with_subcommands` would refuse the
+/// global `--database-url` before a command too, so this is checked here.)
+fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    let matches = cmd.get_matches_mut();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some((name, _)) = matches.subcommand() {
+        let serve_flag = matches.ids().find(|id| {
+            id.as_str() != "database_url"
+                && matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+        });
+        if let Some(id) = serve_flag {
+            cmd.error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "--{} is a flag of `serve` and cannot be used with `{name}`",
+                    id.as_str().replace('_', "-")
+                ),
+            )
+            .exit();
+        }
+    }
+    cli
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = DatabaseUrl::parse(&cli.database_url).map_err(|e| anyhow::anyhow!("{e}"))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -197,10 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .collect()
         })
         .unwrap_or_default();
-    match cli
-        .command
-        .unwrap_or(Command::Serve(ServeArgs::parse_default()))
-    {
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => {
             config.listen = args.listen;
             config.environment_name = args.environment_name.clone();
@@ -215,30 +259,61 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until(crate::startup::shutdown_signal()).await?;
             Ok(())
         }
+        Command::Init => {
+            // The same first steps as `serve`: the key file (SQLite without
+            // TESSERA_MASTER_KEY) before the database, then the environment and the first
+            // signing key.
+            let keys = crate::startup::load_keys(&config)?;
+            let (store, client_id) = crate::startup::open_store(&config, clock.as_ref()).await?;
+            let r = async {
+                if store.find_active_signing_key().await?.is_none() {
+                    crate::services::signin::rotate_signing_key(&store, &keys, clock.now()).await?;
+                }
+                Ok::<_, tessera_core::Error>(())
+            }
+            .await;
+            store.close().await;
+            r?;
+            println!("{client_id}");
+            eprintln!("ready: {}", config.database_url.describe());
+            Ok(())
+        }
         Command::ApiKeys(cmd) => {
-            let (store, _) = crate::startup::open_store(&config, clock.as_ref()).await?;
+            let (store, _) = crate::startup::open_existing_store(&config).await?;
             let r = api_keys(&store, clock.as_ref(), cmd).await;
             store.close().await;
-            r
+            if r? {
+                changed(&config);
+            }
+            Ok(())
         }
         Command::Settings(SettingsCommand::MfaRequired { value }) => {
-            let (store, _) = crate::startup::open_store(&config, clock.as_ref()).await?;
-            store.set_mfa_required(value == "on").await?;
+            let (store, _) = crate::startup::open_existing_store(&config).await?;
+            let r = store.set_mfa_required(value == "on").await;
             store.close().await;
+            r?;
             println!("mfa-required: {value}");
+            changed(&config);
             Ok(())
         }
         Command::SigningKeys(SigningKeysCommand::Rotate) => {
-            let keys = crate::startup::load_keys(&config)?;
-            let (store, _) = crate::startup::open_store(&config, clock.as_ref()).await?;
-            let kid =
-                crate::services::signin::rotate_signing_key(&store, &keys, clock.now()).await?;
+            // The database first: for SQLite, loading the keys of a database that does not
+            // exist would create a key file.
+            let (store, _) = crate::startup::open_existing_store(&config).await?;
+            let r = async {
+                let keys = crate::startup::load_keys(&config)?;
+                Ok::<_, anyhow::Error>(
+                    crate::services::signin::rotate_signing_key(&store, &keys, clock.now()).await?,
+                )
+            }
+            .await;
             store.close().await;
-            println!("{kid}");
+            println!("{}", r?);
+            changed(&config);
             Ok(())
         }
         Command::ClientId => {
-            let (store, client_id) = crate::startup::open_store(&config, clock.as_ref()).await?;
+            let (store, client_id) = crate::startup::open_existing_store(&config).await?;
             store.close().await;
             println!("{client_id}");
             Ok(())
@@ -246,29 +321,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-impl ServeArgs {
-    /// `tessera` with no subcommand serves, with flags taken from the environment or defaults.
-    fn parse_default() -> Self {
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            args: ServeArgs,
-        }
-        Only::parse_from(["tessera"]).args
-    }
+/// Says on stderr which database a command changed (stdout stays for keys and ids).
+fn changed(config: &Config) {
+    eprintln!("changed: {}", config.database_url.describe());
 }
 
+/// Runs an `api-keys` command; `Ok(true)` when it changed the database.
 async fn api_keys(
     store: &tessera_store::Store,
     clock: &dyn Clock,
     cmd: ApiKeysCommand,
-) -> anyhow::Result<()> {
-    match cmd {
+) -> anyhow::Result<bool> {
+    Ok(match cmd {
         ApiKeysCommand::Create { name } => {
             let (row, secret) = crate::startup::create_api_key(store, clock, &name).await?;
             println!("{secret}");
             println!("id: {}  name: {}", row.id, row.name);
             eprintln!("Store this key now: it is shown only once.");
+            true
         }
         ApiKeysCommand::List => {
             for k in store.list_api_keys().await? {
@@ -287,11 +357,12 @@ async fn api_keys(
                     status
                 );
             }
+            false
         }
         ApiKeysCommand::Revoke { id } => {
             store.revoke_api_key(&id, clock.now().millis()).await?;
             println!("revoked {id}");
+            true
         }
-    }
-    Ok(())
+    })
 }

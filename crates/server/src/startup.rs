@@ -116,6 +116,39 @@ pub async fn open_store(config: &Config, clock: &dyn Clock) -> anyhow::Result<(S
     Ok((store, env.client_id))
 }
 
+/// Opens a database that `tessera serve` (or `tessera init`) has already created, and returns
+/// it with its client id. Never creates anything: the management commands use it, so a
+/// command run in the wrong directory or with a mistyped URL fails, naming the database it
+/// looked for, instead of leaving an empty database (without its key file) behind.
+pub async fn open_existing_store(config: &Config) -> anyhow::Result<(Store, String)> {
+    let store = Store::connect_existing(
+        &config.database_url,
+        &StoreOptions {
+            max_connections: config.max_connections,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        // The store's own sentences (no database there, cannot connect) need no prefix.
+        tessera_core::Error::Internal(m) => anyhow::anyhow!(m),
+        e => anyhow::anyhow!("{e}"),
+    })?;
+    let env = store
+        .find_environment()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    match env {
+        Some(env) => Ok((store, env.client_id)),
+        None => {
+            store.close().await;
+            bail!(
+                "the {} has not been set up by Tessera (run `tessera serve` or `tessera init` with it once)",
+                config.database_url.describe()
+            )
+        }
+    }
+}
+
 /// Creates an API key and returns its secret (shown once; only its hash is stored).
 pub async fn create_api_key(
     store: &Store,

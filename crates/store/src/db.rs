@@ -73,6 +73,15 @@ impl DatabaseUrl {
         Some(std::path::PathBuf::from(p))
     }
 
+    /// Which database this is, for people: `SQLite database /abs/path/tessera.db` or
+    /// `PostgreSQL database postgres://user:***@host/db` (never the password).
+    pub fn describe(&self) -> String {
+        match self.sqlite_path() {
+            Some(p) => format!("SQLite database {}", absolute(&p).display()),
+            None => format!("PostgreSQL database {}", self.masked()),
+        }
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -220,8 +229,22 @@ pub(crate) fn internal(e: sqlx::Error) -> Error {
 }
 
 impl Store {
-    /// Connects and runs the migrations of the backend.
+    /// Connects and runs the migrations of the backend, creating the database (SQLite file,
+    /// or the schema in an empty PostgreSQL database) when it does not exist yet.
     pub async fn connect(url: &DatabaseUrl, opts: &StoreOptions) -> Result<Self, Error> {
+        Self::open(url, opts, true).await
+    }
+
+    /// Like [`Store::connect`], but only for a database that Tessera has already created: a
+    /// missing SQLite file, or a PostgreSQL database without Tessera's tables, is an error
+    /// naming the database, and nothing is created. For the management commands, so that one
+    /// run in the wrong directory (or with a mistyped URL) cannot leave an empty database
+    /// behind and report success.
+    pub async fn connect_existing(url: &DatabaseUrl, opts: &StoreOptions) -> Result<Self, Error> {
+        Self::open(url, opts, false).await
+    }
+
+    async fn open(url: &DatabaseUrl, opts: &StoreOptions, create: bool) -> Result<Self, Error> {
         let db = match url.kind() {
             DbKind::Postgres => {
                 let pool = PgPoolOptions::new()
@@ -232,6 +255,21 @@ impl Store {
                     .map_err(|e| {
                         Error::Internal(format!("cannot connect to PostgreSQL at {url}: {e}"))
                     })?;
+                // Backend-specific on purpose: the catalogue query differs, and it must run
+                // before the migrations, which would otherwise create the tables.
+                if !create {
+                    let (exists,): (bool,) =
+                        sqlx::query_as("SELECT to_regclass('environment') IS NOT NULL")
+                            .fetch_one(&pool)
+                            .await
+                            .map_err(internal)?;
+                    if !exists {
+                        pool.close().await;
+                        return Err(Error::Internal(format!(
+                            "the PostgreSQL database {url} has no Tessera data (run `tessera serve` or `tessera init` with this URL once to create it)"
+                        )));
+                    }
+                }
                 sqlx::migrate!("./migrations/postgres")
                     .run(&pool)
                     .await
@@ -240,7 +278,13 @@ impl Store {
             }
             DbKind::Sqlite => {
                 let path = url.sqlite_path().unwrap_or_default();
-                migrate_sqlite(&path).await?;
+                if !create && !path.is_file() {
+                    return Err(Error::Internal(format!(
+                        "no database at {} (run `tessera serve` or `tessera init` there once to create it, or pass --database-url)",
+                        absolute(&path).display()
+                    )));
+                }
+                migrate_sqlite(&path, create).await?;
                 Db::Sqlite(Box::new(crate::sql::Sqlite::open(
                     &path,
                     opts.max_connections,
@@ -278,12 +322,12 @@ impl Store {
 
 /// Runs the SQLite migrations with sqlx's migrator (its `_sqlx_migrations` bookkeeping is
 /// the schema version of existing databases), on a connection closed right after.
-async fn migrate_sqlite(path: &std::path::Path) -> Result<(), Error> {
+async fn migrate_sqlite(path: &std::path::Path, create: bool) -> Result<(), Error> {
     use sqlx::Connection;
     let opts = SqliteConnectOptions::from_str("sqlite:")
         .map_err(internal)?
         .filename(path)
-        .create_if_missing(true)
+        .create_if_missing(create)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5))
@@ -301,6 +345,12 @@ async fn migrate_sqlite(path: &std::path::Path) -> Result<(), Error> {
         .await
         .map_err(|e| Error::Internal(format!("SQLite migration failed: {e}")))?;
     conn.close().await.map_err(internal)
+}
+
+/// `path` made absolute against the working directory, for messages: a database missing
+/// because a command ran in the wrong directory is then obvious.
+fn absolute(path: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 
 #[cfg(test)]
