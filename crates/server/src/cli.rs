@@ -109,7 +109,7 @@ struct ServeArgs {
     /// takes effect within this time. 0: read on every request.
     #[arg(long, env = "TESSERA_API_KEY_CACHE_MS", default_value_t = 1000)]
     api_key_cache_ms: i64,
-    /// Seconds during which a refresh token presented again by the same API key gets the
+    /// Seconds during which a refresh token presented again by the same client gets the
     /// same answer instead of revoking the session (a retry); 0: off.
     #[arg(
         long,

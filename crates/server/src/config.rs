@@ -62,7 +62,7 @@ pub struct Config {
     /// revocation reaches every node within this time. 0 reads the key on every request.
     pub api_key_cache_ms: i64,
     /// How long after a rotation the same refresh token, presented again by the same API
-    /// key, gets the same answer instead of revoking the session (a retry after a lost
+    /// key for the same end user (`ip_address`, `user_agent`), gets the same answer instead of revoking the session (a retry after a lost
     /// answer; Auth0 and Okta have the same grace). 0 turns it off.
     pub refresh_reuse_grace_ms: i64,
     /// Lifetime of pending authentication tokens between password and MFA.

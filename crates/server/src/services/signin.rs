@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sha2::Digest;
 use tessera_core::jwt::{AccessClaims, SigningKey};
 use tessera_core::seal::Sealed;
 use tessera_core::{id, password, token, validate, Error};
@@ -478,6 +479,8 @@ async fn refresh_grant(
     let presented = required(&req.refresh_token, "refresh_token")?;
     let now = state.now();
     let hash = token::hash(presented);
+    let client = retry_client(api_key_id, req);
+    let client = client.as_str();
     let invalid =
         || Error::InvalidGrant("The refresh token is invalid or its session has ended.".into());
     let found = state
@@ -509,13 +512,13 @@ async fn refresh_grant(
         grace_until: now
             .plus_millis(state.config.refresh_reuse_grace_ms)
             .millis(),
-        client: api_key_id,
+        client,
         key_id: &sealed.key_id,
         sealed: &sealed.blob,
     });
     let outcome = state
         .store
-        .rotate_refresh_token(&hash, next.as_ref(), api_key_id, now.millis())
+        .rotate_refresh_token(&hash, next.as_ref(), client, now.millis())
         .await?;
     match outcome {
         RefreshOutcome::Rotated { user_id, .. } => {
@@ -569,6 +572,27 @@ async fn refresh_grant(
         }
         RefreshOutcome::Invalid => Err(invalid()),
     }
+}
+
+/// Who may retry a refresh within the grace: the same API key, for the same end user as far as
+/// the request says (`ip_address` and `user_agent`, which the SDKs forward when the app passes
+/// them). All of a backend's users share its API key, so without them a thief replaying a
+/// stolen token through the same backend within the grace would get the answer; with them, a
+/// presentation from another address or browser is reuse. Stored as a SHA-256 (hex), not in
+/// clear.
+fn retry_client(api_key_id: &str, req: &AuthenticateRequest) -> String {
+    let mut material = Vec::new();
+    for part in [
+        Some(api_key_id),
+        req.ip_address.as_deref(),
+        req.user_agent.as_deref(),
+    ] {
+        // Length-prefixed, so no two different triples give the same bytes.
+        let part = part.unwrap_or_default().as_bytes();
+        material.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        material.extend_from_slice(part);
+    }
+    data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(&material))
 }
 
 async fn refresh_answer(

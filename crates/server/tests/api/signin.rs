@@ -19,6 +19,7 @@ on_both_backends!(
     successful_sign_ins_do_not_use_up_the_limit,
     a_refresh_retried_within_the_grace_gets_the_same_pair_and_after_it_revokes,
     a_refresh_token_presented_again_by_another_api_key_revokes_the_session,
+    a_refresh_token_presented_again_for_another_end_user_address_revokes_the_session,
     parallel_presentations_of_one_refresh_token_rotate_once_and_all_get_the_same_pair,
     refreshes_while_the_signing_key_rotates_never_fail_nor_revoke_the_session,
     a_refresh_that_cannot_sign_leaves_the_refresh_token_unused,
@@ -731,4 +732,24 @@ async fn a_refresh_that_cannot_sign_leaves_the_refresh_token_unused(app: TestApp
     .unwrap();
     let (s, v) = refresh(&app, &r1).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+async fn a_refresh_token_presented_again_for_another_end_user_address_revokes_the_session(
+    app: TestApp,
+) {
+    let (_, r1) = signed_in(&app, "other-ip@example.com").await;
+    let body = |ip: &str| json!({ "grant_type": "refresh_token", "refresh_token": r1, "ip_address": ip, "user_agent": "Firefox" });
+    let (s, v2) = auth(&app, body("198.51.100.7")).await;
+    assert_eq!(s, StatusCode::OK, "{v2}");
+    let (s, again) = auth(&app, body("198.51.100.7")).await;
+    assert_eq!(s, StatusCode::OK, "the same end user retries: {again}");
+    assert_eq!(again["refresh_token"], v2["refresh_token"]);
+    let (s, v) = auth(&app, body("203.0.113.66")).await;
+    assert_eq!(
+        (s, v["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant")),
+        "another address is reuse"
+    );
+    let (s, _) = refresh(&app, v2["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "the session is revoked");
 }

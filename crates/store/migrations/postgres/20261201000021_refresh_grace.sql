@@ -1,7 +1,8 @@
 -- Refresh-token reuse grace (postgres). Twin of migrations/sqlite/20261201000021_refresh_grace.sql.
 --
 -- A client whose refresh answer was lost (timeout, 5xx, dropped connection) retries with the
--- same token. Within a short grace after the rotation, and from the same API key, that retry
+-- same token. Within a short grace after the rotation, from the same client (grace_client: a
+-- SHA-256 of the API key id and the request's ip_address and user_agent), that retry
 -- gets the very pair the rotation issued instead of revoking the session as reuse. To give
 -- the same refresh token again, which is stored only hashed, the rotation keeps the pair
 -- sealed (grace_sealed, under grace_key_id) with a key derived from the master key AND the
