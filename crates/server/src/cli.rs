@@ -39,6 +39,8 @@ struct Cli {
     command: Option<Command>,
 }
 
+// Parsed once at start: the size of the serve variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP API (the default): creates the database and its key file on first start.
@@ -125,6 +127,20 @@ struct ServeArgs {
     /// takes effect within this time. 0: read on every request.
     #[arg(long, env = "TESSERA_API_KEY_CACHE_MS", default_value_t = 1000)]
     api_key_cache_ms: i64,
+    /// Seconds during which a refresh token presented again by the same client gets the
+    /// same answer instead of revoking the session (a retry); 0: off.
+    #[arg(
+        long,
+        env = "TESSERA_REFRESH_TOKEN_REUSE_GRACE_SECONDS",
+        default_value_t = 10
+    )]
+    refresh_token_reuse_grace_seconds: i64,
+    /// Seconds a connection with no request in flight stays open (HTTP/1 and HTTP/2).
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT_SECONDS", default_value_t = 60)]
+    idle_timeout_seconds: u64,
+    /// Open client connections at most; past it new ones are closed at once.
+    #[arg(long, env = "TESSERA_MAX_OPEN_CONNECTIONS", default_value_t = 4096)]
+    max_open_connections: usize,
 }
 
 /// The SMS provider from flags and the secret environment variables.
@@ -254,6 +270,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.issuer = args.issuer.clone();
             config.access_token_ttl_ms = args.access_token_ttl_seconds.clamp(30, 86_400) * 1000;
             config.api_key_cache_ms = args.api_key_cache_ms.clamp(0, 60_000);
+            config.refresh_reuse_grace_ms =
+                args.refresh_token_reuse_grace_seconds.clamp(0, 60) * 1000;
+            config.idle_timeout =
+                std::time::Duration::from_secs(args.idle_timeout_seconds.clamp(1, 3600));
+            config.max_open_connections = args.max_open_connections.max(1);
             config.sms_provider = sms_provider(&args)?;
             let app = Application::build(config, clock).await?;
             app.run_until(crate::startup::shutdown_signal()).await?;
@@ -266,10 +287,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let keys = crate::startup::load_keys(&config)?;
             let (store, client_id) = crate::startup::open_store(&config, clock.as_ref()).await?;
             let r = async {
+                crate::startup::verify_master_key(&store, &keys, clock.now().millis()).await?;
                 if store.find_active_signing_key().await?.is_none() {
                     crate::services::signin::rotate_signing_key(&store, &keys, clock.now()).await?;
                 }
-                Ok::<_, tessera_core::Error>(())
+                Ok::<_, anyhow::Error>(())
             }
             .await;
             store.close().await;
@@ -302,6 +324,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (store, _) = crate::startup::open_existing_store(&config).await?;
             let r = async {
                 let keys = crate::startup::load_keys(&config)?;
+                crate::startup::verify_master_key(&store, &keys, clock.now().millis()).await?;
                 Ok::<_, anyhow::Error>(
                     crate::services::signin::rotate_signing_key(&store, &keys, clock.now()).await?,
                 )

@@ -61,6 +61,10 @@ pub struct Config {
     /// How long a node trusts an API key it has looked up before reading it again: a
     /// revocation reaches every node within this time. 0 reads the key on every request.
     pub api_key_cache_ms: i64,
+    /// How long after a rotation the same refresh token, presented again by the same API
+    /// key for the same end user (`ip_address`, `user_agent`), gets the same answer instead of revoking the session (a retry after a lost
+    /// answer; Auth0 and Okta have the same grace). 0 turns it off.
+    pub refresh_reuse_grace_ms: i64,
     /// Lifetime of pending authentication tokens between password and MFA.
     pub pending_token_ttl_ms: i64,
     /// Password failures allowed per account, and per client IP.
@@ -70,6 +74,12 @@ pub struct Config {
     /// finish a whole request including its body.
     pub header_read_timeout: std::time::Duration,
     pub request_timeout: std::time::Duration,
+    /// How long a connection with no request in flight stays open (HTTP/1 keep-alive and
+    /// HTTP/2 alike).
+    pub idle_timeout: std::time::Duration,
+    /// Open client connections at most; past it new connections are closed at once. Lowered
+    /// at start to fit the open-files limit.
+    pub max_open_connections: usize,
     /// Print the first API key to the log when the database has none.
     pub bootstrap_api_key: bool,
 }
@@ -95,11 +105,14 @@ impl Config {
             issuer: "tessera".to_owned(),
             access_token_ttl_ms: 5 * 60 * 1000,
             pending_token_ttl_ms: 10 * 60 * 1000,
+            refresh_reuse_grace_ms: 10 * 1000,
             api_key_cache_ms: 1000,
             password_account_rate: Rate::new(10, 15 * 60 * 1000),
             password_ip_rate: Rate::new(100, 15 * 60 * 1000),
             header_read_timeout: std::time::Duration::from_secs(10),
             request_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_open_connections: 4096,
             bootstrap_api_key: true,
         }
     }

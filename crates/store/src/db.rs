@@ -284,6 +284,9 @@ impl Store {
                         absolute(&path).display()
                     )));
                 }
+                if create {
+                    create_private_file(&path)?;
+                }
                 migrate_sqlite(&path, create).await?;
                 Db::Sqlite(Box::new(crate::sql::Sqlite::open(
                     &path,
@@ -318,6 +321,54 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// Creates a new SQLite database file readable by its owner only (0600).
+///
+/// SQLite creates files 0644 less the umask, so under the usual umask every local user could
+/// read emails and password hashes. Creating the empty file first is enough: SQLite gives the
+/// `-wal` and `-shm` files it creates later the mode of the database file (its unix VFS copies
+/// it), so they are 0600 too. An existing file keeps its mode (the operator may have chosen
+/// it); `tessera serve` warns when it is open to group or others.
+fn create_private_file(path: &std::path::Path) -> Result<(), Error> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::Internal(format!(
+            "cannot create the SQLite database {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// The SQLite database's files (`path`, `-wal`, `-shm`) that exist and that group or others
+/// may access, with their modes: they hold emails, password hashes and sealed secrets.
+pub fn loosely_permitted_files(path: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
+    let mut found = Vec::new();
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let p = std::path::PathBuf::from(p);
+        if let Ok(meta) = std::fs::metadata(&p) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                found.push((p, mode));
+            }
+        }
+    }
+    found
 }
 
 /// Runs the SQLite migrations with sqlx's migrator (its `_sqlx_migrations` bookkeeping is
@@ -393,6 +444,44 @@ mod tests {
                 .unwrap(),
             std::path::PathBuf::from("data/t.db")
         );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_sqlite_database_and_its_wal_and_shm_files_are_readable_by_the_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let url = DatabaseUrl::parse(path.to_str().unwrap()).unwrap();
+        let store = Store::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        // A write and a read while open: the WAL and the shared-memory index exist now.
+        store.set_mfa_required(true).await.unwrap();
+        store.ping().await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let p = dir.path().join(format!("t.db{suffix}"));
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}: {mode:o}", p.display());
+        }
+        assert!(loosely_permitted_files(&path).is_empty());
+        store.close().await;
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_open_to_group_or_others_are_reported_with_their_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let wal = dir.path().join("t.db-wal");
+        std::fs::write(&wal, b"").unwrap();
+        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(loosely_permitted_files(&path), vec![(path.clone(), 0o644)]);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(loosely_permitted_files(&path), vec![(path, 0o640)]);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! `busy_timeout` sleeps.
 
 mod db;
+mod keys;
 pub mod list;
 mod mfa;
 mod queries;
@@ -18,8 +19,9 @@ mod rows;
 mod signin;
 mod sql;
 
-pub use db::{DatabaseUrl, DbKind, Store, StoreOptions};
+pub use db::{loosely_permitted_files, DatabaseUrl, DbKind, Store, StoreOptions};
+pub use keys::SealedSample;
 pub use list::{ListParams, Order, Page};
 pub use mfa::{challenge_refusal, AttemptKind, Refusal, VerifyAttempt, VerifyOutcome};
 pub use rows::*;
-pub use signin::{RefreshOutcome, SigningKeyRow};
+pub use signin::{NextRefresh, RefreshOutcome, RefreshTokenRow, SigningKeyRow};

@@ -3,10 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sha2::Digest;
 use tessera_core::jwt::{AccessClaims, SigningKey};
 use tessera_core::seal::Sealed;
 use tessera_core::{id, password, token, validate, Error};
-use tessera_store::{ListParams, Order, RefreshOutcome, SigningKeyRow, UserRow};
+use tessera_store::{ListParams, NextRefresh, Order, RefreshOutcome, SigningKeyRow, UserRow};
 
 use super::events::{self, RequestMeta};
 use super::mfa::{self, VerifyRequest};
@@ -14,7 +15,7 @@ use crate::views::UserView;
 use crate::AppState;
 
 pub const MFA_TOTP_GRANT: &str = "urn:workos:oauth:grant-type:mfa-totp";
-const SIGNING_KEY_PURPOSE: &str = "jwt";
+pub const SIGNING_KEY_PURPOSE: &str = "jwt";
 const PASSWORD_SUCCEEDED: &str = "authentication.password_succeeded";
 const PASSWORD_FAILED: &str = "authentication.password_failed";
 const SESSION_CREATED: &str = "session.created";
@@ -65,16 +66,18 @@ pub async fn rotate_signing_key(
         .await
         .map_err(Error::internal)??;
     let sealed = keys.seal(SIGNING_KEY_PURPOSE, key.kid(), &key.to_bytes());
-    store.retire_signing_keys(now.millis()).await?;
     store
-        .insert_signing_key(&SigningKeyRow {
-            kid: key.kid().to_owned(),
-            secret_key_id: sealed.key_id,
-            secret_sealed: sealed.blob,
-            public_jwk: key.public_jwk().to_string(),
-            created_at: now.millis(),
-            retired_at: None,
-        })
+        .rotate_signing_key(
+            &SigningKeyRow {
+                kid: key.kid().to_owned(),
+                secret_key_id: sealed.key_id,
+                secret_sealed: sealed.blob,
+                public_jwk: key.public_jwk().to_string(),
+                created_at: now.millis(),
+                retired_at: None,
+            },
+            now.millis(),
+        )
         .await?;
     Ok(key.kid().to_owned())
 }
@@ -110,19 +113,17 @@ pub async fn jwks(state: &AppState) -> Result<serde_json::Value, Error> {
     Ok(json!({ "keys": keys }))
 }
 
-async fn check_client(state: &AppState, req: &AuthenticateRequest) -> Result<(), Error> {
+/// Checks `client_id` and `client_secret` (an API key); returns the API key's id.
+async fn check_client(state: &AppState, req: &AuthenticateRequest) -> Result<String, Error> {
     let id_ok = req
         .client_id
         .as_deref()
         .is_some_and(|c| c == &*state.client_id);
     let secret = req.client_secret.as_deref().unwrap_or_default();
-    let secret_ok = crate::extract::authenticate_key(state, secret)
-        .await
-        .is_ok();
-    if id_ok && secret_ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidClient)
+    let key_id = crate::extract::authenticate_key(state, secret).await.ok();
+    match key_id {
+        Some(key_id) if id_ok => Ok(key_id),
+        _ => Err(Error::InvalidClient),
     }
 }
 
@@ -166,12 +167,12 @@ pub async fn authenticate(
             grant.chars().take(100).collect(),
         ));
     }
-    check_client(state, &req).await?;
+    let api_key_id = check_client(state, &req).await?;
     let meta = effective_meta(&req, meta);
     match grant.as_str() {
         "password" => password_grant(state, &req, &meta).await,
         MFA_TOTP_GRANT => totp_grant(state, &req, &meta).await,
-        _ => refresh_grant(state, &req).await,
+        _ => refresh_grant(state, &req, &api_key_id).await,
     }
 }
 
@@ -450,29 +451,104 @@ async fn access_token(state: &AppState, user_id: &str, session_id: &str) -> Resu
     })
 }
 
+/// Seal purpose of the answer kept for refresh retries within the grace.
+const REFRESH_GRACE_PURPOSE: &str = "refresh_grace";
+
+/// The answer of a rotation, as sealed for retries.
+#[derive(Serialize, Deserialize)]
+struct RefreshPair {
+    access_token: String,
+    refresh_token: String,
+}
+
+/// The refresh grant, in this order, so that nothing can fail after the presented token is
+/// used up:
+///
+/// 1. find the token's live session (unknown token or ended session: `invalid_grant`);
+/// 2. mint the next access token and refresh token for that session, and seal the pair for
+///    retries (the key is derived from the master key and the presented token);
+/// 3. present the token in one transaction: rotate it, or (used moments ago by the same
+///    client, within `refresh_reuse_grace_ms`) give back the sealed pair of that rotation,
+///    or (any other reuse) revoke the session;
+/// 4. answer.
 async fn refresh_grant(
     state: &AppState,
     req: &AuthenticateRequest,
+    api_key_id: &str,
 ) -> Result<AuthenticateResponse, Error> {
     let presented = required(&req.refresh_token, "refresh_token")?;
     let now = state.now();
-    let next = token::random_base62(40);
-    match state
+    let hash = token::hash(presented);
+    let client = retry_client(api_key_id, req);
+    let client = client.as_str();
+    let invalid =
+        || Error::InvalidGrant("The refresh token is invalid or its session has ended.".into());
+    let found = state
         .store
-        .rotate_refresh_token(&token::hash(presented), &token::hash(&next), now.millis())
+        .find_refresh_token(&hash)
         .await?
-    {
-        RefreshOutcome::Rotated {
+        .ok_or_else(invalid)?;
+    // The sealed pair is bound to this token's row; its hash is public within the database.
+    let row_id = data_encoding::HEXLOWER.encode(&hash);
+    let minted = if found.used_at.is_none() {
+        let pair = RefreshPair {
+            access_token: access_token(state, &found.user_id, &found.session_id).await?,
+            refresh_token: token::random_base62(40),
+        };
+        let plain = zeroize::Zeroizing::new(serde_json::to_vec(&pair).map_err(Error::internal)?);
+        let sealed = state.keys.seal_with_secret(
+            REFRESH_GRACE_PURPOSE,
+            &row_id,
+            presented.as_bytes(),
+            &plain,
+        );
+        let next_hash = token::hash(&pair.refresh_token);
+        Some((pair, next_hash, sealed))
+    } else {
+        None
+    };
+    let next = minted.as_ref().map(|(_, next_hash, sealed)| NextRefresh {
+        hash: next_hash,
+        grace_until: now
+            .plus_millis(state.config.refresh_reuse_grace_ms)
+            .millis(),
+        client,
+        key_id: &sealed.key_id,
+        sealed: &sealed.blob,
+    });
+    let outcome = state
+        .store
+        .rotate_refresh_token(&hash, next.as_ref(), client, now.millis())
+        .await?;
+    match outcome {
+        RefreshOutcome::Rotated { user_id, .. } => {
+            let (pair, _, _) = minted.ok_or_else(|| Error::internal("rotated without a pair"))?;
+            refresh_answer(state, &user_id, pair).await
+        }
+        RefreshOutcome::Replayed {
             session_id,
             user_id,
+            key_id,
+            sealed,
         } => {
-            let user = state.store.get_user(&user_id).await?;
-            Ok(AuthenticateResponse {
-                access_token: access_token(state, &user.id, &session_id).await?,
-                refresh_token: next,
-                user: UserView::from(&user),
-                authentication_method: None,
-            })
+            let plain = state
+                .keys
+                .open_with_secret(
+                    REFRESH_GRACE_PURPOSE,
+                    &row_id,
+                    presented.as_bytes(),
+                    &Sealed {
+                        key_id,
+                        blob: sealed,
+                    },
+                )
+                .map_err(Error::internal)?;
+            let pair: RefreshPair = serde_json::from_slice(&plain).map_err(Error::internal)?;
+            tracing::info!(
+                session_id,
+                "a refresh token was presented again within the retry grace; the same answer was given"
+            );
+            refresh_answer(state, &user_id, pair).await
         }
         RefreshOutcome::ReuseDetected {
             session_id,
@@ -494,8 +570,57 @@ async fn refresh_grant(
                 "The refresh token was already used; the session has been revoked.".into(),
             ))
         }
-        RefreshOutcome::Invalid => Err(Error::InvalidGrant(
-            "The refresh token is invalid or its session has ended.".into(),
-        )),
+        RefreshOutcome::Invalid => Err(invalid()),
+    }
+}
+
+/// Who may retry a refresh within the grace: the same API key, for the same end user as far as
+/// the request says (`ip_address` and `user_agent`, which the SDKs forward when the app passes
+/// them). All of a backend's users share its API key, so without them a thief replaying a
+/// stolen token through the same backend within the grace would get the answer; with them, a
+/// presentation from another address or browser is reuse. Stored as a SHA-256 (hex), not in
+/// clear.
+fn retry_client(api_key_id: &str, req: &AuthenticateRequest) -> String {
+    let mut material = Vec::new();
+    for part in [
+        Some(api_key_id),
+        req.ip_address.as_deref(),
+        req.user_agent.as_deref(),
+    ] {
+        // Length-prefixed, so no two different triples give the same bytes.
+        let part = part.unwrap_or_default().as_bytes();
+        material.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        material.extend_from_slice(part);
+    }
+    data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(&material))
+}
+
+async fn refresh_answer(
+    state: &AppState,
+    user_id: &str,
+    pair: RefreshPair,
+) -> Result<AuthenticateResponse, Error> {
+    let user = state.store.get_user(user_id).await?;
+    Ok(AuthenticateResponse {
+        access_token: pair.access_token,
+        refresh_token: pair.refresh_token,
+        user: UserView::from(&user),
+        authentication_method: None,
+    })
+}
+
+/// Erases sealed refresh answers whose grace is over, every minute, until the server stops
+/// (they are useless without the token they answered, but need not stay on disk).
+pub async fn sweep_refresh_grace(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if let Err(e) = state
+            .store
+            .clear_expired_refresh_grace(state.now().millis())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot erase expired refresh answers");
+        }
     }
 }

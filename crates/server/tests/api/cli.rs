@@ -343,3 +343,55 @@ fn serves_and_stops_on_sigterm(args: &[&str]) {
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful exit on SIGTERM: {status}");
 }
+
+#[tokio::test]
+async fn signing_keys_rotate_with_a_wrong_master_key_is_refused_and_seals_nothing() {
+    use crate::helpers::{config_for, Backend, TestDb, T0};
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let right = tessera_core::seal::MasterKey::generate().1;
+    let mut cfg = config_for(&db);
+    cfg.master_key = Some(right.clone());
+    let clock = std::sync::Arc::new(tessera_core::ManualClock::new(tessera_core::Timestamp(T0)));
+    let app = tessera_server::Application::build(cfg, clock)
+        .await
+        .unwrap();
+    let kid_before = app
+        .state()
+        .store
+        .find_active_signing_key()
+        .await
+        .unwrap()
+        .unwrap()
+        .kid;
+    app.state().store.close().await;
+    drop(app);
+    let path = db.url.sqlite_path().unwrap();
+    let rotate = |key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args([
+                "--database-url",
+                path.to_str().unwrap(),
+                "signing-keys",
+                "rotate",
+            ])
+            .env_remove("TESSERA_OLD_MASTER_KEYS")
+            .env("TESSERA_MASTER_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let wrong = rotate(tessera_core::seal::MasterKey::generate().1.as_str());
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        stderr.contains("does not open this database's sealed data"),
+        "{stderr}"
+    );
+    let ok = rotate(right.as_str());
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let kid_after = String::from_utf8(ok.stdout).unwrap();
+    assert_ne!(kid_after.trim(), kid_before, "the right key rotates");
+}
