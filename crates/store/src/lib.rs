@@ -13,6 +13,7 @@
 mod db;
 pub mod list;
 mod mfa;
+mod prune;
 mod queries;
 mod rows;
 mod signin;
@@ -21,5 +22,7 @@ mod sql;
 pub use db::{DatabaseUrl, DbKind, Store, StoreOptions};
 pub use list::{ListParams, Order, Page};
 pub use mfa::{challenge_refusal, AttemptKind, Refusal, VerifyAttempt, VerifyOutcome};
+pub use prune::{PruneCutoffs, Pruned};
+pub use queries::MetadataMerge;
 pub use rows::*;
 pub use signin::{RefreshOutcome, SigningKeyRow};
