@@ -31,6 +31,8 @@ struct Cli {
     command: Option<Command>,
 }
 
+// Parsed once at start-up: the size of the `serve` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP API (the default).
@@ -97,9 +99,13 @@ struct ServeArgs {
         default_value = "https://api.twilio.com"
     )]
     twilio_base_url: String,
-    /// `iss` claim of access tokens.
-    #[arg(long, env = "TESSERA_ISSUER", default_value = "tessera")]
-    issuer: String,
+    /// The URL clients reach this server at, e.g. https://auth.example.com (default:
+    /// http:// + the listen address). Access tokens carry it as `iss`.
+    #[arg(long, env = "TESSERA_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// `iss` claim of access tokens, when it must differ from the public URL.
+    #[arg(long, env = "TESSERA_ISSUER")]
+    issuer: Option<String>,
     /// Access-token lifetime in seconds.
     #[arg(long, env = "TESSERA_ACCESS_TOKEN_TTL_SECONDS", default_value_t = 300)]
     access_token_ttl_seconds: i64,
@@ -107,6 +113,9 @@ struct ServeArgs {
     /// takes effect within this time. 0: read on every request.
     #[arg(long, env = "TESSERA_API_KEY_CACHE_MS", default_value_t = 1000)]
     api_key_cache_ms: i64,
+    /// Days events are kept before the maintenance task deletes them; 0 keeps them forever.
+    #[arg(long, env = "TESSERA_EVENT_RETENTION_DAYS", default_value_t = 90)]
+    event_retention_days: u32,
 }
 
 /// The SMS provider from flags and the secret environment variables.
@@ -207,7 +216,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.challenge_ttl_ms = args.challenge_ttl_seconds.saturating_mul(1000);
             config.max_connections = args.max_connections;
             config.totp_window = args.totp_window;
-            config.issuer = args.issuer.clone();
+            config.public_url = match &args.public_url {
+                Some(u) => crate::config::normalize_public_url(u).map_err(anyhow::Error::msg)?,
+                None => format!("http://{}", args.listen),
+            };
+            config.issuer = args.issuer.clone().filter(|s| !s.trim().is_empty());
+            config.event_retention_days = args.event_retention_days;
             config.access_token_ttl_ms = args.access_token_ttl_seconds.clamp(30, 86_400) * 1000;
             config.api_key_cache_ms = args.api_key_cache_ms.clamp(0, 60_000);
             config.sms_provider = sms_provider(&args)?;

@@ -208,6 +208,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let app = crate::routes::router(self.state.clone());
         tracing::info!(address = %self.local_addr(), client_id = %self.state.client_id, "tessera is listening");
+        let pruner = crate::maintenance::spawn(self.state.clone());
         let r = crate::serve::serve(
             self.listener,
             app,
@@ -215,6 +216,8 @@ impl Application {
             shutdown,
         )
         .await;
+        pruner.abort();
+        let _ = pruner.await;
         self.state.store.close().await;
         r
     }
