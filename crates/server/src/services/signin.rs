@@ -32,7 +32,9 @@ pub struct AuthenticateRequest {
     pub pending_authentication_token: Option<String>,
     pub authentication_challenge_id: Option<String>,
     pub refresh_token: Option<String>,
+    /// The end user's IPv4 or IPv6 address (anything else is 422; empty = not sent).
     pub ip_address: Option<String>,
+    /// The end user's user agent; stored cut to 512 bytes.
     pub user_agent: Option<String>,
 }
 

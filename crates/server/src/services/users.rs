@@ -15,12 +15,15 @@ use crate::AppState;
 pub struct CreateUserRequest {
     pub email: Option<String>,
     pub password: Option<String>,
+    /// An Argon2 PHC string with m ≤ 262144 KiB, t ≤ 10 and p ≤ 8 (`password_hash_type`
+    /// `argon2`).
     pub password_hash: Option<String>,
     pub password_hash_type: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub name: Option<String>,
     pub email_verified: Option<bool>,
+    /// An absolute `http` or `https` URL.
     pub profile_picture_url: Option<String>,
     pub external_id: Option<String>,
     #[schema(value_type = Option<Object>)]
@@ -36,12 +39,15 @@ pub struct CreateUserRequest {
 pub struct UpdateUserRequest {
     pub email: Option<String>,
     pub password: Option<String>,
+    /// An Argon2 PHC string with m ≤ 262144 KiB, t ≤ 10 and p ≤ 8 (`password_hash_type`
+    /// `argon2`).
     pub password_hash: Option<String>,
     pub password_hash_type: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub name: Option<String>,
     pub email_verified: Option<bool>,
+    /// An absolute `http` or `https` URL.
     pub profile_picture_url: Option<String>,
     #[serde(deserialize_with = "super::nullable")]
     #[schema(value_type = Option<String>)]
