@@ -26,6 +26,8 @@ on_both_backends!(
     access_tokens_carry_an_audience_and_the_public_url_as_issuer,
     profile_picture_url_accepts_only_http_and_https_urls,
     a_rehash_never_replaces_a_password_changed_since_it_was_verified,
+    parallel_rehashes_of_one_verified_hash_land_exactly_once,
+    sixty_parallel_new_metadata_keys_stop_at_exactly_fifty,
     pruning_deletes_only_what_can_no_longer_change_an_answer_in_bounded_batches,
 );
 
@@ -119,6 +121,30 @@ async fn twenty_parallel_single_key_metadata_puts_keep_all_twenty_keys(app: Test
             "round {round}: every key of every PUT is kept"
         );
     }
+}
+
+async fn sixty_parallel_new_metadata_keys_stop_at_exactly_fifty(app: TestApp) {
+    let u = app.create_user("full@example.com").await;
+    let path = format!("/user_management/users/{}", u["id"].as_str().unwrap());
+    let calls = (0..60)
+        .map(|i| {
+            (
+                path.clone(),
+                json!({ "metadata": { format!("k{i}"): "v" } }),
+            )
+        })
+        .collect();
+    let results = put_all(&app, calls).await;
+    let ok = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let full = results
+        .iter()
+        .filter(|(s, v)| {
+            *s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"][0]["code"] == "too_many_keys"
+        })
+        .count();
+    assert_eq!((ok, full), (50, 10), "{results:?}");
+    let (_, got) = app.get(&path).await;
+    assert_eq!(got["metadata"].as_object().unwrap().len(), 50);
 }
 
 async fn a_password_change_racing_metadata_updates_always_ends_with_the_new_password(app: TestApp) {
@@ -584,6 +610,48 @@ async fn a_rehash_never_replaces_a_password_changed_since_it_was_verified(app: T
     assert_eq!(
         store.get_user(id).await.unwrap().password_hash.unwrap(),
         rehash
+    );
+}
+
+async fn parallel_rehashes_of_one_verified_hash_land_exactly_once(app: TestApp) {
+    let u = app.create_user("twice@example.com").await;
+    let id = u["id"].as_str().unwrap().to_owned();
+    let verified = app
+        .state
+        .store
+        .get_user(&id)
+        .await
+        .unwrap()
+        .password_hash
+        .unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = app.state.store.clone();
+            let (id, verified) = (id.clone(), verified.clone());
+            tokio::spawn(async move {
+                store
+                    .replace_password_hash(&id, &verified, &format!("rehash {i}"))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut won = vec![];
+    for (i, t) in tasks.into_iter().enumerate() {
+        if t.await.unwrap() {
+            won.push(i);
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    assert_eq!(
+        app.state
+            .store
+            .get_user(&id)
+            .await
+            .unwrap()
+            .password_hash
+            .unwrap(),
+        format!("rehash {}", won[0])
     );
 }
 
