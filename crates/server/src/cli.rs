@@ -117,9 +117,13 @@ struct ServeArgs {
         default_value = "https://api.twilio.com"
     )]
     twilio_base_url: String,
-    /// `iss` claim of access tokens.
-    #[arg(long, env = "TESSERA_ISSUER", default_value = "tessera")]
-    issuer: String,
+    /// The URL clients reach this server at, e.g. https://auth.example.com (default:
+    /// http:// + the listen address). Access tokens carry it as `iss`.
+    #[arg(long, env = "TESSERA_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// `iss` claim of access tokens, when it must differ from the public URL.
+    #[arg(long, env = "TESSERA_ISSUER")]
+    issuer: Option<String>,
     /// Access-token lifetime in seconds.
     #[arg(long, env = "TESSERA_ACCESS_TOKEN_TTL_SECONDS", default_value_t = 300)]
     access_token_ttl_seconds: i64,
@@ -141,6 +145,9 @@ struct ServeArgs {
     /// Open client connections at most; past it new ones are closed at once.
     #[arg(long, env = "TESSERA_MAX_OPEN_CONNECTIONS", default_value_t = 4096)]
     max_open_connections: usize,
+    /// Days events are kept before the maintenance task deletes them; 0 keeps them forever.
+    #[arg(long, env = "TESSERA_EVENT_RETENTION_DAYS", default_value_t = 90)]
+    event_retention_days: u32,
 }
 
 /// The SMS provider from flags and the secret environment variables.
@@ -267,7 +274,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.challenge_ttl_ms = args.challenge_ttl_seconds.saturating_mul(1000);
             config.max_connections = args.max_connections;
             config.totp_window = args.totp_window;
-            config.issuer = args.issuer.clone();
+            config.public_url = match &args.public_url {
+                Some(u) => crate::config::normalize_public_url(u).map_err(anyhow::Error::msg)?,
+                // Filled in with the bound address (the listen port may be 0).
+                None => String::new(),
+            };
+            config.issuer = args.issuer.clone().filter(|s| !s.trim().is_empty());
+            config.event_retention_days = args.event_retention_days;
             config.access_token_ttl_ms = args.access_token_ttl_seconds.clamp(30, 86_400) * 1000;
             config.api_key_cache_ms = args.api_key_cache_ms.clamp(0, 60_000);
             config.refresh_reuse_grace_ms =

@@ -54,8 +54,13 @@ pub struct Config {
     /// SMS messages per phone number (against SMS pumping).
     pub sms_rate: Rate,
     pub sms_provider: SmsProvider,
-    /// `iss` of access tokens.
-    pub issuer: String,
+    /// The URL clients and browsers reach this server at (`https://auth.example.com`, no
+    /// trailing `/`): the access tokens' `iss` (unless `issuer` is set), and whether pages
+    /// can use `Secure` cookies (an `https://` URL). Empty: `Application::build` sets it to
+    /// `http://` + the address it bound (so `--listen 127.0.0.1:0` gets the real port).
+    pub public_url: String,
+    /// `iss` of access tokens when it must differ from `public_url` (`TESSERA_ISSUER`).
+    pub issuer: Option<String>,
     /// Lifetime of access tokens (WorkOS: 5 minutes).
     pub access_token_ttl_ms: i64,
     /// How long a node trusts an API key it has looked up before reading it again: a
@@ -82,6 +87,10 @@ pub struct Config {
     pub max_open_connections: usize,
     /// Print the first API key to the log when the database has none.
     pub bootstrap_api_key: bool,
+    /// Events older than this many days are deleted by the maintenance task; 0 keeps them.
+    pub event_retention_days: u32,
+    /// How often the maintenance task prunes expired rows and old events.
+    pub maintenance_interval: std::time::Duration,
 }
 
 impl Config {
@@ -102,7 +111,8 @@ impl Config {
             user_failure_rate: Rate::new(100, 60 * 60 * 1000),
             sms_rate: Rate::new(5, 10 * 60 * 1000),
             sms_provider: SmsProvider::Log,
-            issuer: "tessera".to_owned(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            issuer: None,
             access_token_ttl_ms: 5 * 60 * 1000,
             pending_token_ttl_ms: 10 * 60 * 1000,
             refresh_reuse_grace_ms: 10 * 1000,
@@ -114,6 +124,53 @@ impl Config {
             idle_timeout: std::time::Duration::from_secs(60),
             max_open_connections: 4096,
             bootstrap_api_key: true,
+            event_retention_days: 90,
+            maintenance_interval: std::time::Duration::from_secs(10 * 60),
+        }
+    }
+
+    /// The `iss` of access tokens: `issuer` when set, else the public URL.
+    pub fn issuer(&self) -> &str {
+        self.issuer.as_deref().unwrap_or(&self.public_url)
+    }
+}
+
+/// Checks a public URL (an absolute `http(s)` URL) and drops a trailing `/`, so that
+/// `https://auth.example.com/` and `https://auth.example.com` give the same `iss`.
+pub fn normalize_public_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim();
+    tessera_core::validate::http_url("public_url", url, tessera_core::validate::MAX_URL).map_err(
+        |_| format!("TESSERA_PUBLIC_URL must be an absolute http:// or https:// URL, not '{url}'"),
+    )?;
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_issuer_is_the_public_url_unless_set() {
+        let mut c = Config::new(DatabaseUrl::parse("t.db").unwrap());
+        assert_eq!(c.issuer(), "http://127.0.0.1:8080");
+        c.public_url = "https://auth.example.com".into();
+        assert_eq!(c.issuer(), "https://auth.example.com");
+        c.issuer = Some("tessera".into());
+        assert_eq!(c.issuer(), "tessera");
+    }
+
+    #[test]
+    fn public_urls_must_be_http_and_lose_a_trailing_slash() {
+        assert_eq!(
+            normalize_public_url(" https://auth.example.com/ ").unwrap(),
+            "https://auth.example.com"
+        );
+        assert_eq!(
+            normalize_public_url("http://10.0.0.5:8080").unwrap(),
+            "http://10.0.0.5:8080"
+        );
+        for bad in ["auth.example.com", "ftp://x", "javascript:alert(1)", ""] {
+            assert!(normalize_public_url(bad).is_err(), "{bad}");
         }
     }
 }

@@ -282,7 +282,7 @@ pub async fn create_api_key(
 }
 
 impl Application {
-    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub async fn build(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let keys = load_keys(&config)?;
         if config.database_url.kind() == DbKind::Postgres {
             tracing::info!(database = %config.database_url, "using PostgreSQL");
@@ -312,6 +312,10 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        if config.public_url.is_empty() {
+            let bound = listener.local_addr().context("the listener's address")?;
+            config.public_url = format!("http://{bound}");
+        }
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -368,8 +372,11 @@ impl Application {
         let sweep = tokio::spawn(crate::services::signin::sweep_refresh_grace(
             self.state.clone(),
         ));
+        let pruner = crate::maintenance::spawn(self.state.clone());
         let r = crate::serve::serve(self.listener, app, limits, shutdown).await;
         sweep.abort();
+        pruner.abort();
+        let _ = pruner.await;
         self.state.store.close().await;
         r
     }

@@ -33,7 +33,9 @@ pub struct AuthenticateRequest {
     pub pending_authentication_token: Option<String>,
     pub authentication_challenge_id: Option<String>,
     pub refresh_token: Option<String>,
+    /// The end user's IPv4 or IPv6 address (anything else is 422; empty = not sent).
     pub ip_address: Option<String>,
+    /// The end user's user agent; stored cut to 512 bytes.
     pub user_agent: Option<String>,
 }
 
@@ -144,13 +146,29 @@ fn failed(code: &'static str, message: impl Into<String>) -> Error {
     }
 }
 
-/// Request metadata: the SDK's `ip_address`/`user_agent` (the end user's) win over the
-/// connection's (the calling backend's).
-fn effective_meta(req: &AuthenticateRequest, meta: &RequestMeta) -> RequestMeta {
-    RequestMeta {
-        ip_address: req.ip_address.clone().or_else(|| meta.ip_address.clone()),
-        user_agent: req.user_agent.clone().or_else(|| meta.user_agent.clone()),
+/// The body's `ip_address`, parsed (422 naming the field when it is not an address);
+/// `None` when absent or empty, as some SDKs send an empty string for "not given".
+fn body_ip(req: &AuthenticateRequest) -> Result<Option<String>, Error> {
+    match req.ip_address.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(ip) => validate::ip_address("ip_address", ip)
+            .map(Some)
+            .map_err(|e| Error::Validation(vec![e])),
     }
+}
+
+/// Request metadata: the SDK's `ip_address`/`user_agent` (the end user's) win over the
+/// connection's (the calling backend's). Both end up in events, so both are bounded here:
+/// the address is parsed and canonical, the user agent cut to 512 bytes.
+fn effective_meta(req: &AuthenticateRequest, meta: &RequestMeta) -> Result<RequestMeta, Error> {
+    Ok(RequestMeta {
+        ip_address: body_ip(req)?.or_else(|| meta.ip_address.clone()),
+        user_agent: req
+            .user_agent
+            .as_deref()
+            .map(validate::user_agent)
+            .or_else(|| meta.user_agent.clone()),
+    })
 }
 
 pub async fn authenticate(
@@ -168,9 +186,17 @@ pub async fn authenticate(
         ));
     }
     let api_key_id = check_client(state, &req).await?;
-    let meta = effective_meta(&req, meta);
+    let meta = effective_meta(&req, meta)?;
     match grant.as_str() {
-        "password" => password_grant(state, &req, &meta).await,
+        "password" => {
+            // Run to the end even if the client goes away and this future is dropped: the
+            // attempt is charged and its hash cannot be stopped, so its outcome (the event,
+            // the refund, the rehash) must be written too.
+            let state = state.clone();
+            tokio::spawn(async move { password_grant(&state, &req, &meta).await })
+                .await
+                .map_err(Error::internal)?
+        }
         MFA_TOTP_GRANT => totp_grant(state, &req, &meta).await,
         _ => refresh_grant(state, &req, &api_key_id).await,
     }
@@ -200,17 +226,21 @@ async fn password_grant(
     let raw_email = required(&req.email, "email")?;
     let pw = required(&req.password, "password")?.to_owned();
     let now = state.now();
-    let email = validate::email("email", raw_email).unwrap_or_else(|_| raw_email.to_lowercase());
+    let email = match validate::email("email", raw_email) {
+        Ok(e) => e,
+        // No account has an address over the RFC 5321 limit, and one would be stored (as
+        // the throttle key, in the event): refused before anything is written.
+        Err(e) if e.code == "email_too_long" => return Err(Error::Validation(vec![e])),
+        // Malformed but short: treated like an unknown email (charged, dummy hash).
+        Err(_) => raw_email.trim().to_lowercase(),
+    };
     let user = state.store.find_user_by_email(&email).await?;
     // Attempts are charged before the (slow) password check, per email whether or not the
     // account exists, so the limit neither reveals accounts nor can be overshot in parallel.
     // The per-IP limit applies only when the caller names the end user's IP (`ip_address`):
     // the connection's address is the calling backend, shared by all its users.
     let account_key = format!("account:{email}");
-    let ip_key = req
-        .ip_address
-        .as_ref()
-        .map(|ip| format!("ip:{}", ip.chars().take(64).collect::<String>()));
+    let ip_key = body_ip(req)?.map(|ip| format!("ip:{ip}"));
     let mut limits = vec![(account_key.as_str(), state.config.password_account_rate)];
     if let Some(k) = &ip_key {
         limits.push((k.as_str(), state.config.password_ip_rate));
@@ -227,8 +257,9 @@ async fn password_grant(
     }
     // Unknown users are checked against a dummy hash: same work, same answer, same timing.
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = state
-        .hash_work(move |memory| password::verify_with(memory, &pw, stored.as_deref()))
+    let verified = stored.clone();
+    let (ok, rehash) = state
+        .hash_work(move |memory| password::verify_and_rehash_with(memory, &pw, stored.as_deref()))
         .await?;
     if !ok {
         events::record(
@@ -241,6 +272,14 @@ async fn password_grant(
     }
     state.store.refund_password_attempt(&limits).await?;
     let user = user.ok_or_else(|| Error::internal("verified without a user"))?;
+    if let (Some(new_hash), Some(old_hash)) = (rehash, verified) {
+        // An imported (or older) hash is replaced by one with today's parameters, but only
+        // if it is still the hash just verified: a password changed meanwhile stays.
+        state
+            .store
+            .replace_password_hash(&user.id, &old_hash, &new_hash)
+            .await?;
+    }
     events::record(
         state,
         PASSWORD_SUCCEEDED,
@@ -440,7 +479,8 @@ async fn access_token(state: &AppState, user_id: &str, session_id: &str) -> Resu
     let now = state.now();
     let key = active_signing_key(state).await?;
     key.sign(&AccessClaims {
-        iss: state.config.issuer.clone(),
+        iss: state.config.issuer().to_owned(),
+        aud: state.client_id.to_string(),
         sub: user_id.to_owned(),
         sid: session_id.to_owned(),
         iat: now.unix_seconds(),

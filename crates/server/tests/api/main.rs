@@ -11,6 +11,7 @@ mod cli;
 mod concurrency;
 mod events;
 mod factors;
+mod hardening_users;
 mod mfa;
 mod openapi;
 mod readme;

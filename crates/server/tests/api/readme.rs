@@ -342,7 +342,7 @@ fn the_readme_quick_start_runs_word_for_word_against_a_fresh_server() {
         "signed in with password and TOTP: {stdout}"
     );
     assert!(
-        stdout.contains("'iss': 'tessera'"),
+        stdout.contains(&format!("'iss': 'http://{}'", server.addr)),
         "the token verified: {stdout}"
     );
 }

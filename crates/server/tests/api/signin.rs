@@ -101,6 +101,8 @@ async fn verify_jwt(app: &TestApp, token: &str) -> Value {
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     v.validate_exp = false; // the test clock is not the wall clock
     v.required_spec_claims.clear();
+    v.set_audience(&[&app.client_id]); // `aud` is the client id
+    v.set_issuer(&[app.state.config.issuer()]);
     jsonwebtoken::decode::<Value>(token, &key, &v)
         .expect("valid signature")
         .claims
