@@ -7,6 +7,7 @@ mod helpers;
 mod hostile;
 
 mod basics;
+mod browser;
 mod cli;
 mod concurrency;
 mod events;
@@ -18,3 +19,4 @@ mod signin;
 mod sms;
 mod storage;
 mod users;
+mod web;
