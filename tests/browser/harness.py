@@ -26,7 +26,7 @@ import time
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -155,7 +155,8 @@ class Browser:
         service = Service(executable_path=os.environ.get("TESSERA_CHROMEDRIVER", "/usr/bin/chromedriver"))
         self.driver = webdriver.Chrome(options=opts, service=service)
         self.driver.set_page_load_timeout(30)
-        self.wait = WebDriverWait(self.driver, WAIT_SECONDS)
+        # A page replaced mid-check leaves stale elements: check again rather than fail.
+        self.wait = WebDriverWait(self.driver, WAIT_SECONDS, ignored_exceptions=[StaleElementReferenceException])
 
     def fresh(self):
         """Forgets cookies (a new visitor) and restores the desktop size."""
@@ -196,7 +197,19 @@ class Browser:
         return self.driver.find_element(By.XPATH, "//button[normalize-space()=%s]" % xpath_literal(text))
 
     def press(self, text):
+        """Clicks a button that submits a form, and waits until the next page has replaced
+        this one (so the following checks never read the old page)."""
+        old = self.driver.find_element(By.TAG_NAME, "html")
         self.button(text).click()
+
+        def replaced(_):
+            try:
+                old.tag_name
+                return False
+            except StaleElementReferenceException:
+                return True
+
+        self.wait.until(replaced)
 
     def link(self, text):
         return self.driver.find_element(By.XPATH, "//a[normalize-space()=%s]" % xpath_literal(text))

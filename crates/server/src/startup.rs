@@ -143,6 +143,11 @@ impl Application {
             tracing::info!(database = %config.database_url, "using PostgreSQL");
         }
         let (store, client_id) = open_store(&config, clock.as_ref()).await?;
+        // --environment-name seeds the stored TOTP issuer; the dashboard changes it later.
+        store
+            .set_totp_issuer(&config.environment_name, true)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut bootstrap_key = None;
         if config.bootstrap_api_key
             && store

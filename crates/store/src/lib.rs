@@ -10,6 +10,7 @@
 //! anyway, and letting many connections race for the write lock turns contention into
 //! `busy_timeout` sleeps.
 
+mod admin;
 mod db;
 pub mod list;
 mod mfa;
@@ -18,6 +19,7 @@ mod rows;
 mod signin;
 mod sql;
 
+pub use admin::{AdminRow, AdminSessionRow};
 pub use db::{DatabaseUrl, DbKind, Store, StoreOptions};
 pub use list::{ListParams, Order, Page};
 pub use mfa::{challenge_refusal, AttemptKind, Refusal, VerifyAttempt, VerifyOutcome};
