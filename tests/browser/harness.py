@@ -26,7 +26,7 @@ import time
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -206,7 +206,8 @@ class Browser:
             try:
                 old.tag_name
                 return False
-            except StaleElementReferenceException:
+            except WebDriverException:
+                # Stale, or (Chromium) "node does not belong to the document": replaced.
                 return True
 
         self.wait.until(replaced)

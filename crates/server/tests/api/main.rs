@@ -10,6 +10,7 @@ mod basics;
 mod browser;
 mod cli;
 mod concurrency;
+mod dashboard;
 mod events;
 mod factors;
 mod mfa;

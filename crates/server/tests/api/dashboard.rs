@@ -1,0 +1,430 @@
+//! The admin dashboard over HTTP, on both backends: signed-out redirects, sign-in with TOTP
+//! enrolment and later codes, CSRF refusals that change nothing, wrong passwords and codes,
+//! throttling, session timeouts on the manual clock, and removed admins losing their session.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use reqwest::StatusCode;
+use tessera_core::Clock;
+
+use crate::helpers::TestApp;
+use crate::on_both_backends;
+
+const PW: &str = "correct horse battery staple";
+
+/// A cookie-keeping client that does not follow redirects.
+struct Browser<'a> {
+    app: &'a TestApp,
+    http: reqwest::Client,
+    cookies: Mutex<HashMap<String, String>>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Browser {
+            app,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Mutex::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        let c = self.cookies.lock().unwrap();
+        c.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&self, r: &reqwest::Response) {
+        let mut c = self.cookies.lock().unwrap();
+        for v in r.headers().get_all("set-cookie") {
+            let pair = v.to_str().unwrap().split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() {
+                c.remove(k);
+            } else {
+                c.insert(k.to_owned(), v.to_owned());
+            }
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String, Option<String>) {
+        let r = self
+            .http
+            .get(self.app.url(path))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&r);
+        let loc = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (r.status(), r.text().await.unwrap(), loc)
+    }
+
+    /// The CSRF token of the page at `path`.
+    async fn token(&self, path: &str) -> String {
+        let (_, html, _) = self.get(path).await;
+        between(&html, "name=\"csrf\" value=\"", "\"")
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, String, Option<String>) {
+        let r = self
+            .http
+            .post(self.app.url(path))
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&r);
+        let loc = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (r.status(), r.text().await.unwrap(), loc)
+    }
+}
+
+fn between(s: &str, a: &str, b: &str) -> String {
+    let i = s.find(a).unwrap_or_else(|| panic!("{a} not in {s}")) + a.len();
+    let j = s[i..].find(b).unwrap() + i;
+    s[i..j].to_owned()
+}
+
+async fn add_admin(app: &TestApp, email: &str) {
+    tessera_server::services::admins::add(&app.state.store, app.clock.now(), email, PW)
+        .await
+        .unwrap();
+}
+
+/// Signs in with the password; returns the page the code step shows.
+async fn password_step(
+    b: &Browser<'_>,
+    email: &str,
+    pw: &str,
+) -> (StatusCode, String, Option<String>) {
+    let csrf = b.token("/dashboard/login").await;
+    b.post(
+        "/dashboard/login",
+        &[("csrf", &csrf), ("email", email), ("password", pw)],
+    )
+    .await
+}
+
+/// First sign-in of `email`: enrols and returns the secret.
+async fn enrol(app: &TestApp, b: &Browser<'_>, email: &str) -> String {
+    let (s, _, loc) = password_step(b, email, PW).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(loc.as_deref(), Some("/dashboard/login/code"));
+    let (s, html, _) = b.get("/dashboard/login/code").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("<h1>Set up two-factor authentication</h1>"));
+    assert!(html.contains("<label for=\"code\">Code</label>"));
+    let secret = between(&html, "aria-label=\"Secret key\">", "<").replace(' ', "");
+    let qr = between(&html, "class=\"qr\" src=\"", "\"");
+    let uri = crate::helpers::decode_qr_data_uri(&qr);
+    assert!(uri.contains(&format!("secret={secret}")), "{uri}");
+    let csrf = between(&html, "name=\"csrf\" value=\"", "\"");
+    let (s, _, loc) = b
+        .post(
+            "/dashboard/login/code",
+            &[("csrf", &csrf), ("code", &app.totp_code(&secret, 0))],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(loc.as_deref(), Some("/dashboard/users"));
+    secret
+}
+
+async fn signed_out_pages_redirect_to_the_login_page(app: TestApp) {
+    let b = Browser::new(&app);
+    for path in [
+        "/dashboard",
+        "/dashboard/users",
+        "/dashboard/users/new",
+        "/dashboard/authentication",
+        "/dashboard/api-keys",
+        "/dashboard/events",
+        "/dashboard/signing-keys",
+        "/dashboard/login/code",
+    ] {
+        let (s, _, loc) = b.get(path).await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(loc.as_deref(), Some("/dashboard/login"), "{path}");
+    }
+    let (s, html, _) = b.get("/dashboard/login").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("<label for=\"email\">Email</label>"));
+    assert!(html.contains("<label for=\"password\">Password</label>"));
+    assert!(html.contains(">Sign in</button>"));
+}
+
+async fn an_admin_enrols_then_signs_in_with_a_code_and_the_secret_is_never_shown_again(
+    app: TestApp,
+) {
+    add_admin(&app, "ada@example.com").await;
+    let b = Browser::new(&app);
+    let secret = enrol(&app, &b, "ada@example.com").await;
+    let (s, html, _) = b.get("/dashboard/users").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("<h1>Users</h1>"));
+    // Sign out: the old cookie is worthless afterwards.
+    let old = b.cookie_header();
+    let csrf = between(&html, "name=\"csrf\" value=\"", "\"");
+    let (s, _, loc) = b.post("/dashboard/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        (s, loc.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/dashboard/login"))
+    );
+    let r = b
+        .http
+        .get(app.url("/dashboard/users"))
+        .header("cookie", old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // Second sign-in: a code page, no secret.
+    app.clock.advance_millis(30_000);
+    password_step(&b, "ada@example.com", PW).await;
+    let (_, html, _) = b.get("/dashboard/login/code").await;
+    assert!(html.contains("<h1>Enter your code</h1>"), "{html}");
+    assert!(!html.contains(&secret[..8]) && !html.contains("Secret key"));
+    let csrf = between(&html, "name=\"csrf\" value=\"", "\"");
+    // A wrong code keeps the step; the right one signs in.
+    let (s, html, _) = b
+        .post(
+            "/dashboard/login/code",
+            &[("csrf", &csrf), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("didn&#39;t work") || html.contains("didn't work"),
+        "{html}"
+    );
+    let (s, _, loc) = b
+        .post(
+            "/dashboard/login/code",
+            &[("csrf", &csrf), ("code", &app.totp_code(&secret, 0))],
+        )
+        .await;
+    assert_eq!(
+        (s, loc.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/dashboard/users"))
+    );
+}
+
+async fn a_replayed_code_is_refused_at_the_next_sign_in(app: TestApp) {
+    add_admin(&app, "ada@example.com").await;
+    let b = Browser::new(&app);
+    let secret = enrol(&app, &b, "ada@example.com").await;
+    let b2 = Browser::new(&app);
+    password_step(&b2, "ada@example.com", PW).await;
+    let csrf = b2.token("/dashboard/login/code").await;
+    let (s, html, loc) = b2
+        .post(
+            "/dashboard/login/code",
+            &[("csrf", &csrf), ("code", &app.totp_code(&secret, 0))],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{loc:?}");
+    assert!(html.contains("<h1>Enter your code</h1>"));
+}
+
+async fn wrong_passwords_and_unknown_emails_get_the_same_answer_and_are_throttled(app: TestApp) {
+    add_admin(&app, "ada@example.com").await;
+    let b = Browser::new(&app);
+    let (s1, wrong, _) = password_step(&b, "ada@example.com", "not the password").await;
+    let (s2, unknown, _) = password_step(&b, "nobody@example.com", "not the password").await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
+    let msg = |h: &str| between(h, "role=\"alert\">", "<");
+    assert_eq!(msg(&wrong), msg(&unknown));
+    assert!(b.cookies.lock().unwrap().get("tessera_admin").is_none());
+    for _ in 0..9 {
+        password_step(&b, "ada@example.com", "not the password").await;
+    }
+    // Past the limit even the right password is refused, with a 429.
+    let (s, html, _) = password_step(&b, "ada@example.com", PW).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{html}");
+    assert!(b.cookies.lock().unwrap().get("tessera_admin").is_none());
+}
+
+async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing(app: TestApp) {
+    add_admin(&app, "ada@example.com").await;
+    let b = Browser::new(&app);
+    enrol(&app, &b, "ada@example.com").await;
+    for token in ["", "00ff"] {
+        let (s, _, _) = b
+            .post(
+                "/dashboard/authentication",
+                &[
+                    ("csrf", token),
+                    ("mfa_required", "on"),
+                    ("totp_issuer", "X"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+    let env = app.state.store.find_environment().await.unwrap().unwrap();
+    assert!(!env.mfa_required, "nothing changed");
+    assert_eq!(
+        app.state.store.find_totp_issuer().await.unwrap().as_deref(),
+        Some("Tessera Test")
+    );
+    let csrf = b.token("/dashboard/authentication").await;
+    let (s, _, _) = b
+        .post(
+            "/dashboard/authentication",
+            &[
+                ("csrf", &csrf),
+                ("mfa_required", "on"),
+                ("totp_issuer", "Acme"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert!(
+        app.state
+            .store
+            .find_environment()
+            .await
+            .unwrap()
+            .unwrap()
+            .mfa_required
+    );
+    // The API's enrolment now uses the stored issuer.
+    let u = app.create_user("grace@example.com").await;
+    let f = app
+        .enroll_totp(
+            u["id"].as_str().unwrap(),
+            serde_json::json!({"type": "totp"}),
+        )
+        .await;
+    assert_eq!(f["authentication_factor"]["totp"]["issuer"], "Acme");
+    // A CLI-style change shows on the page.
+    app.state.store.set_mfa_required(false).await.unwrap();
+    let (_, html, _) = b.get("/dashboard/authentication").await;
+    assert!(
+        !html.contains(" checked"),
+        "the page shows the stored setting"
+    );
+}
+
+async fn sessions_end_after_30_idle_minutes_and_after_12_hours(app: TestApp) {
+    add_admin(&app, "ada@example.com").await;
+    let b = Browser::new(&app);
+    enrol(&app, &b, "ada@example.com").await;
+    // Activity every 29 minutes keeps it alive ...
+    for _ in 0..3 {
+        app.clock.advance_millis(29 * 60 * 1000);
+        assert_eq!(b.get("/dashboard/users").await.0, StatusCode::OK);
+    }
+    // ... 31 idle minutes end it.
+    app.clock.advance_millis(31 * 60 * 1000);
+    assert_eq!(b.get("/dashboard/users").await.0, StatusCode::SEE_OTHER);
+    // Absolute: 12 hours however active.
+    let b = Browser::new(&app);
+    app.clock.advance_millis(60_000);
+    let secret_less = enrol_again(&app, &b).await;
+    assert!(secret_less);
+    for _ in 0..26 {
+        app.clock.advance_millis(29 * 60 * 1000);
+        let _ = b.get("/dashboard/users").await; // 26 x 29 min > 12 h
+    }
+    assert_eq!(b.get("/dashboard/users").await.0, StatusCode::SEE_OTHER);
+}
+
+/// A second sign-in with a code (the factor exists); true when it worked.
+async fn enrol_again(app: &TestApp, b: &Browser<'_>) -> bool {
+    // Reset the factor so the test can read a fresh secret.
+    tessera_server::services::admins::reset_mfa(
+        &app.state.store,
+        app.clock.now(),
+        "ada@example.com",
+    )
+    .await
+    .unwrap();
+    enrol(app, b, "ada@example.com").await;
+    b.get("/dashboard/users").await.0 == StatusCode::OK
+}
+
+async fn a_removed_admin_loses_the_session_at_once(app: TestApp) {
+    add_admin(&app, "ada@example.com").await;
+    let b = Browser::new(&app);
+    enrol(&app, &b, "ada@example.com").await;
+    assert_eq!(b.get("/dashboard/users").await.0, StatusCode::OK);
+    tessera_server::services::admins::remove(&app.state.store, app.clock.now(), "ada@example.com")
+        .await
+        .unwrap();
+    assert_eq!(b.get("/dashboard/users").await.0, StatusCode::SEE_OTHER);
+}
+
+async fn admin_actions_are_events_with_the_admin_id(app: TestApp) {
+    add_admin(&app, "ada@example.com").await;
+    let b = Browser::new(&app);
+    enrol(&app, &b, "ada@example.com").await;
+    let csrf = b.token("/dashboard/api-keys").await;
+    let (s, html, _) = b
+        .post(
+            "/dashboard/api-keys",
+            &[("csrf", &csrf), ("name", "backend")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let key = between(&html, "aria-label=\"New API key\">", "<");
+    assert_eq!(
+        app.http
+            .get(app.url("/user_management/users"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    // The list never shows the secret again.
+    let (_, html, _) = b.get("/dashboard/api-keys").await;
+    assert!(!html.contains(&key));
+    let page = app
+        .state
+        .store
+        .list_events_by(
+            Some("admin.api_key_created"),
+            None,
+            &tessera_store::ListParams {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.data.len(), 1);
+    let data: serde_json::Value = serde_json::from_str(&page.data[0].data).unwrap();
+    assert!(data["admin_id"].as_str().unwrap().starts_with("admin_"));
+}
+
+on_both_backends!(
+    signed_out_pages_redirect_to_the_login_page,
+    an_admin_enrols_then_signs_in_with_a_code_and_the_secret_is_never_shown_again,
+    a_replayed_code_is_refused_at_the_next_sign_in,
+    wrong_passwords_and_unknown_emails_get_the_same_answer_and_are_throttled,
+    a_form_without_its_csrf_token_is_refused_and_changes_nothing,
+    sessions_end_after_30_idle_minutes_and_after_12_hours,
+    a_removed_admin_loses_the_session_at_once,
+    admin_actions_are_events_with_the_admin_id,
+);
