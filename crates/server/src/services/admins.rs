@@ -323,11 +323,15 @@ pub async fn sign_in_code(
         Ok((_, valid)) => valid,
         Err(Error::Validation(_)) => false,
         Err(e) => {
-            // The challenge is dead (too many attempts, expired): start again.
-            state
-                .store
-                .delete_admin_session(&token::hash(cookie_token))
-                .await?;
+            // A dead challenge (too many attempts, expired) ends the pending sign-in: start
+            // again. An already verified one was finished by a parallel request, whose
+            // promotion still needs this row: leave it (it can never be promoted again).
+            if matches!(e, Error::TooManyAttempts(_) | Error::ChallengeExpired(_)) {
+                state
+                    .store
+                    .delete_admin_session(&token::hash(cookie_token))
+                    .await?;
+            }
             return Err(e);
         }
     };

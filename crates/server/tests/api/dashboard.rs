@@ -428,3 +428,298 @@ on_both_backends!(
     a_removed_admin_loses_the_session_at_once,
     admin_actions_are_events_with_the_admin_id,
 );
+
+async fn a_pending_sign_in_is_finished_once_by_parallel_right_codes(app: TestApp) {
+    add_admin(&app, "ada@example.com").await;
+    let b = Browser::new(&app);
+    let secret = enrol(&app, &b, "ada@example.com").await;
+    app.clock.advance_millis(30_000);
+    let b = Browser::new(&app);
+    password_step(&b, "ada@example.com", PW).await;
+    let csrf = b.token("/dashboard/login/code").await;
+    let code = app.totp_code(&secret, 0);
+    let cookie = b.cookie_header();
+    let mut tasks = vec![];
+    for _ in 0..10 {
+        let http = b.http.clone();
+        let url = app.url("/dashboard/login/code");
+        let body = serde_urlencoded::to_string([("csrf", csrf.as_str()), ("code", code.as_str())])
+            .unwrap();
+        let cookie = cookie.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .header("cookie", cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let signed_in = r.status() == StatusCode::SEE_OTHER
+                && r.headers().get("location").unwrap().to_str().unwrap() == "/dashboard/users";
+            signed_in
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            wins += 1;
+        }
+    }
+    assert_eq!(wins, 1, "exactly one request signs in");
+}
+
+async fn users_can_be_created_reset_and_deleted_and_refused_forms_change_nothing(app: TestApp) {
+    add_admin(&app, "ada@example.com").await;
+    let b = Browser::new(&app);
+    enrol(&app, &b, "ada@example.com").await;
+    let csrf = b.token("/dashboard/users/new").await;
+    let (s, _, loc) = b
+        .post(
+            "/dashboard/users",
+            &[
+                ("csrf", &csrf),
+                ("email", "Grace@Example.com"),
+                ("first_name", "Grace"),
+                ("last_name", ""),
+                ("password", ""),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let user_path = loc.unwrap();
+    let user_id = user_path.rsplit('/').next().unwrap().to_owned();
+    // The same email again: the form comes back with what was typed and a clear message.
+    let (s, html, _) = b
+        .post(
+            "/dashboard/users",
+            &[
+                ("csrf", &csrf),
+                ("email", "grace@example.com"),
+                ("first_name", "G2"),
+                ("last_name", ""),
+                ("password", ""),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        html.contains("already exists") && html.contains("value=\"G2\""),
+        "{html}"
+    );
+    // Search is a prefix of the email.
+    let (_, html, _) = b.get("/dashboard/users?email=GRA").await;
+    assert!(html.contains("grace@example.com"));
+    let (_, html, _) = b.get("/dashboard/users?email=race").await;
+    assert!(!html.contains("grace@example.com"));
+    // Two factors, then Reset MFA: refused without the token, done with it.
+    app.enroll_totp(&user_id, serde_json::json!({"type": "totp"}))
+        .await;
+    app.enroll_totp(&user_id, serde_json::json!({"type": "totp"}))
+        .await;
+    let (_, html, _) = b.get(&format!("{user_path}/reset-mfa")).await;
+    assert!(
+        html.contains("Delete 2 factors of grace@example.com?"),
+        "{html}"
+    );
+    let (s, _, _) = b
+        .post(&format!("{user_path}/reset-mfa"), &[("csrf", "")])
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, f) = app
+        .get(&format!("/user_management/users/{user_id}/auth_factors"))
+        .await;
+    assert_eq!(f["data"].as_array().unwrap().len(), 2, "nothing changed");
+    let (s, _, loc) = b
+        .post(&format!("{user_path}/reset-mfa"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        (s, loc),
+        (StatusCode::SEE_OTHER, Some(format!("{user_path}?reset=2")))
+    );
+    let (_, f) = app
+        .get(&format!("/user_management/users/{user_id}/auth_factors"))
+        .await;
+    assert_eq!(f["data"].as_array().unwrap().len(), 0);
+    let (_, html, _) = b.get(&user_path).await;
+    assert!(
+        html.contains("admin.user_mfa_reset") && html.contains("authentication_factor.deleted")
+    );
+    // The user page never shows a secret or a hash.
+    assert!(!html.contains("$argon2") && !html.contains("secret"));
+    // Delete, refused without the token, then done.
+    let (s, _, _) = b
+        .post(&format!("{user_path}/delete"), &[("csrf", "x")])
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get(&format!("/user_management/users/{user_id}"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (s, _, _) = b
+        .post(&format!("{user_path}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get(&format!("/user_management/users/{user_id}"))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(b.get(&user_path).await.0, StatusCode::NOT_FOUND);
+}
+
+async fn api_keys_are_revoked_only_with_the_token_and_signing_keys_rotate(app: TestApp) {
+    add_admin(&app, "ada@example.com").await;
+    let b = Browser::new(&app);
+    enrol(&app, &b, "ada@example.com").await;
+    let keys = app.state.store.list_api_keys().await.unwrap();
+    let id = keys[0].id.clone();
+    let csrf = b.token("/dashboard/api-keys").await;
+    let (s, _, _) = b
+        .post(&format!("/dashboard/api-keys/{id}/revoke"), &[("csrf", "")])
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(app.state.store.list_api_keys().await.unwrap()[0]
+        .revoked_at
+        .is_none());
+    let (s, _, _) = b
+        .post(
+            &format!("/dashboard/api-keys/{id}/revoke"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert!(app.state.store.list_api_keys().await.unwrap()[0]
+        .revoked_at
+        .is_some());
+    let before = app
+        .state
+        .store
+        .find_active_signing_key()
+        .await
+        .unwrap()
+        .unwrap()
+        .kid;
+    let (s, _, _) = b
+        .post("/dashboard/signing-keys/rotate", &[("csrf", "")])
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.state
+            .store
+            .find_active_signing_key()
+            .await
+            .unwrap()
+            .unwrap()
+            .kid,
+        before
+    );
+    let (s, _, _) = b
+        .post("/dashboard/signing-keys/rotate", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let after = app
+        .state
+        .store
+        .find_active_signing_key()
+        .await
+        .unwrap()
+        .unwrap()
+        .kid;
+    assert_ne!(after, before);
+    let (_, html, _) = b.get("/dashboard/signing-keys").await;
+    assert!(html.contains(&after) && html.contains(&before));
+    // Events filter by type and by user.
+    let (_, html, _) = b
+        .get("/dashboard/events?type=admin.signing_key_rotated")
+        .await;
+    assert!(html.contains(&after) && !html.contains("admin.api_key_revoked</span>"));
+}
+
+on_both_backends!(
+    a_pending_sign_in_is_finished_once_by_parallel_right_codes,
+    users_can_be_created_reset_and_deleted_and_refused_forms_change_nothing,
+    api_keys_are_revoked_only_with_the_token_and_signing_keys_rotate,
+);
+
+fn tessera_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TESSERA_DATABASE_URL")
+        .env_remove("TESSERA_MASTER_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn admins_are_added_from_stdin_listed_reset_and_removed_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = tessera_cli(
+        dir.path(),
+        &["admins", "add", "ada@example.com"],
+        "eleven char\n",
+    );
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+    let add = tessera_cli(
+        dir.path(),
+        &["admins", "add", "Ada@Example.com"],
+        "twelve chars\n",
+    );
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let id = String::from_utf8(add.stdout).unwrap();
+    assert!(
+        id.trim().starts_with("admin_") && id.lines().count() == 1,
+        "{id}"
+    );
+    let again = tessera_cli(
+        dir.path(),
+        &["admins", "add", "ada@example.com"],
+        "twelve chars\n",
+    );
+    assert!(!again.status.success());
+    let list = String::from_utf8(tessera_cli(dir.path(), &["admins", "list"], "").stdout).unwrap();
+    assert!(
+        list.contains("ada@example.com")
+            && list.contains(id.trim())
+            && list.contains("no totp yet"),
+        "{list}"
+    );
+    assert!(!list.contains("argon2"));
+    assert!(
+        tessera_cli(dir.path(), &["admins", "reset-mfa", "ada@example.com"], "")
+            .status
+            .success()
+    );
+    assert!(
+        tessera_cli(dir.path(), &["admins", "remove", "ada@example.com"], "")
+            .status
+            .success()
+    );
+    assert!(
+        !tessera_cli(dir.path(), &["admins", "remove", "ada@example.com"], "")
+            .status
+            .success()
+    );
+    let list = String::from_utf8(tessera_cli(dir.path(), &["admins", "list"], "").stdout).unwrap();
+    assert!(list.is_empty(), "{list}");
+}
