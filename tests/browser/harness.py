@@ -224,7 +224,8 @@ class Browser:
         w = width or 1280
         d.set_window_size(w, 900)
         height = d.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
-        d.set_window_size(w, min(max(int(height), 600), 4000))
+        # The window's height includes what the browser draws around the page.
+        d.set_window_size(w, min(max(int(height) + 140, 600), 4000))
         path = os.path.join(self.screenshot_dir, name + ".png")
         d.save_screenshot(path)
         d.set_window_size(1280, 900)

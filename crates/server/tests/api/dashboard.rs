@@ -723,3 +723,57 @@ fn admins_are_added_from_stdin_listed_reset_and_removed_on_the_command_line() {
     let list = String::from_utf8(tessera_cli(dir.path(), &["admins", "list"], "").stdout).unwrap();
     assert!(list.is_empty(), "{list}");
 }
+
+/// The dashboard's user search (email prefix) and per-user event filter run on indexes, not
+/// full scans, on both databases (the statements' shapes as `Store::search_users` and
+/// `Store::list_events_by` build them).
+async fn user_search_and_the_per_user_event_filter_use_indexes(app: TestApp) {
+    let search =
+        "SELECT id FROM users WHERE 1 = 1 AND email LIKE $1 ESCAPE '\\' ORDER BY id DESC LIMIT $2";
+    let by_user = "SELECT id FROM events WHERE 1 = 1 AND user_id = $1 ORDER BY id DESC LIMIT $2";
+    let url = app.db.url.expose().to_owned();
+    let plans: Vec<String> = if app.db.is_postgres() {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        // With a handful of rows a sequential scan is cheapest; forbid it to see whether
+        // an index can serve the statement at all.
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let mut out = vec![];
+        for (sql, arg) in [(search, "gra%"), (by_user, "user_x")] {
+            let rows: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN {sql}"))
+                .bind(arg)
+                .bind(26i64)
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+            out.push(rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n"));
+        }
+        out
+    } else {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{url}"))
+            .await
+            .unwrap();
+        let mut out = vec![];
+        for (sql, arg) in [(search, "gra%"), (by_user, "user_x")] {
+            let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                sql.replace("$1", "?1").replace("$2", "?2")
+            ))
+            .bind(arg)
+            .bind(26i64)
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+            out.push(rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n"));
+        }
+        out
+    };
+    assert!(plans[0].contains("users_by_email_prefix"), "{}", plans[0]);
+    assert!(plans[1].contains("events_by_user"), "{}", plans[1]);
+}
+
+on_both_backends!(user_search_and_the_per_user_event_filter_use_indexes);
