@@ -1060,11 +1060,24 @@ async fn events_page(
         before: q.before,
         after: q.after,
     });
+    // A user can be named by email too; an unknown email matches no event.
+    let user_id = if u.contains('@') {
+        Some(
+            state
+                .store
+                .find_user_by_email(&u.to_lowercase())
+                .await?
+                .map(|user| user.id)
+                .unwrap_or_else(|| "-".into()),
+        )
+    } else {
+        Some(u.clone()).filter(|s| !s.is_empty())
+    };
     let page = state
         .store
         .list_events_by(
             Some(t.as_str()).filter(|s| !s.is_empty()),
-            Some(u.as_str()).filter(|s| !s.is_empty()),
+            user_id.as_deref(),
             &params,
         )
         .await?;

@@ -572,6 +572,17 @@ async fn users_can_be_created_reset_and_deleted_and_refused_forms_change_nothing
 }
 
 async fn api_keys_are_revoked_only_with_the_token_and_signing_keys_rotate(app: TestApp) {
+    // Two users with events, for the event filters at the end.
+    let grace = app.create_user("grace@example.com").await;
+    let gid = grace["id"].as_str().unwrap();
+    app.enroll_totp(gid, serde_json::json!({"type": "totp"}))
+        .await;
+    let alan = app.create_user("alan@example.com").await;
+    app.enroll_totp(
+        alan["id"].as_str().unwrap(),
+        serde_json::json!({"type": "totp"}),
+    )
+    .await;
     add_admin(&app, "ada@example.com").await;
     let b = Browser::new(&app);
     enrol(&app, &b, "ada@example.com").await;
@@ -637,6 +648,19 @@ async fn api_keys_are_revoked_only_with_the_token_and_signing_keys_rotate(app: T
         .get("/dashboard/events?type=admin.signing_key_rotated")
         .await;
     assert!(html.contains(&after) && !html.contains("admin.api_key_revoked</span>"));
+    for who in [gid, "Grace@example.com"] {
+        let (_, html, _) = b
+            .get(&format!(
+                "/dashboard/events?user={}",
+                who.replace('@', "%40")
+            ))
+            .await;
+        assert!(html.contains(gid), "{who}");
+        assert!(!html.contains(alan["id"].as_str().unwrap()), "{who}");
+        assert!(!html.contains("admin.signing_key_rotated</span>"), "{who}");
+    }
+    let (_, html, _) = b.get("/dashboard/events?user=nobody%40example.com").await;
+    assert!(html.contains("No events match."));
 }
 
 on_both_backends!(
@@ -777,3 +801,62 @@ async fn user_search_and_the_per_user_event_filter_use_indexes(app: TestApp) {
 }
 
 on_both_backends!(user_search_and_the_per_user_event_filter_use_indexes);
+
+async fn five_wrong_codes_end_the_sign_in_and_the_factor_failure_limit_applies(app: TestApp) {
+    add_admin(&app, "ada@example.com").await;
+    let b = Browser::new(&app);
+    let secret = enrol(&app, &b, "ada@example.com").await;
+    app.clock.advance_millis(30_000);
+    let b = Browser::new(&app);
+    password_step(&b, "ada@example.com", PW).await;
+    let csrf = b.token("/dashboard/login/code").await;
+    for _ in 0..5 {
+        let (s, html, _) = b
+            .post(
+                "/dashboard/login/code",
+                &[("csrf", &csrf), ("code", "000000")],
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains("<h1>Enter your code</h1>"));
+    }
+    // The challenge has had its 5 codes: even the right one now ends the pending sign-in.
+    let (s, html, _) = b
+        .post(
+            "/dashboard/login/code",
+            &[("csrf", &csrf), ("code", &app.totp_code(&secret, 0))],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("<h1>Sign in to the dashboard</h1>") && html.contains("Too many codes"),
+        "{html}"
+    );
+    assert_eq!(
+        b.get("/dashboard/login/code").await.0,
+        StatusCode::SEE_OTHER
+    );
+    // Five more failures on a new sign-in reach the factor's limit (10 per 15 minutes):
+    // the right code is refused with a 429 page.
+    password_step(&b, "ada@example.com", PW).await;
+    let csrf = b.token("/dashboard/login/code").await;
+    for _ in 0..5 {
+        b.post(
+            "/dashboard/login/code",
+            &[("csrf", &csrf), ("code", "000000")],
+        )
+        .await;
+    }
+    password_step(&b, "ada@example.com", PW).await;
+    let csrf = b.token("/dashboard/login/code").await;
+    let (s, html, _) = b
+        .post(
+            "/dashboard/login/code",
+            &[("csrf", &csrf), ("code", &app.totp_code(&secret, 0))],
+        )
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{html}");
+    assert!(b.get("/dashboard/users").await.0 == StatusCode::SEE_OTHER);
+}
+
+on_both_backends!(five_wrong_codes_end_the_sign_in_and_the_factor_failure_limit_applies);
