@@ -56,6 +56,7 @@ def test_an_admin_runs_the_dashboard_in_the_browser(browser):
         assert qr.size["width"] >= 180
         browser.screenshot("enroll")
         browser.screenshot("enroll-phone", width=375)
+        browser.screenshot("enroll-dark", dark=True)
         enter_code(browser, "000000" if totp(secret) != "000000" else "111111")
         browser.wait_heading("Set up two-factor authentication")
         assert "didn't work" in browser.text()
@@ -115,6 +116,7 @@ def test_an_admin_runs_the_dashboard_in_the_browser(browser):
         browser.wait_heading("grace@example.com")
         assert "Authenticator app (TOTP)" in browser.text()
         browser.screenshot("user")
+        browser.screenshot("user-dark", dark=True)
         browser.press("Reset MFA")
         browser.wait_heading("Reset MFA")
         assert "Delete 1 factor of grace@example.com?" in browser.text()

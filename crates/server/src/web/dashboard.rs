@@ -61,6 +61,8 @@ pub fn router() -> Router<AppState> {
             "/dashboard/signing-keys/rotate",
             get(rotate_confirm).post(rotate),
         )
+        // A mistyped dashboard address is a page, not the API's JSON 404.
+        .route("/dashboard/{*rest}", get(|| async { WebError::NotFound }))
 }
 
 // ---- extractors ----------------------------------------------------------------------------

@@ -165,6 +165,9 @@ async fn signed_out_pages_redirect_to_the_login_page(app: TestApp) {
         assert_eq!(s, StatusCode::SEE_OTHER, "{path}");
         assert_eq!(loc.as_deref(), Some("/dashboard/login"), "{path}");
     }
+    let (s, html, _) = b.get("/dashboard/no-such-page").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(html.contains("<h1>Page not found</h1>"));
     let (s, html, _) = b.get("/dashboard/login").await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("<label for=\"email\">Email</label>"));
