@@ -255,6 +255,31 @@ impl Store {
         })
     }
 
+    /// Deletes an admin's expired sessions (idle since `idle_since` or created before
+    /// `created_since`) and the factors of expired enrolments that were never confirmed, so
+    /// abandoned sign-ins leave nothing behind. Sessions still running (another tab) stay.
+    pub async fn purge_admin_sessions(
+        &self,
+        admin_id: &str,
+        idle_since: i64,
+        created_since: i64,
+    ) -> Result<(), Error> {
+        on_db!(self, transaction, |c| {
+            c.exec(
+                "DELETE FROM auth_factors WHERE user_id IS NULL AND id IN (SELECT factor_id FROM admin_sessions WHERE admin_id = $1 AND stage = 'mfa' AND (last_seen_at <= $2 OR created_at <= $3)) \
+                 AND id NOT IN (SELECT factor_id FROM admins WHERE id = $1 AND factor_id IS NOT NULL)",
+                args![admin_id, idle_since, created_since],
+            )
+            .await?;
+            c.exec(
+                "DELETE FROM admin_sessions WHERE admin_id = $1 AND (last_seen_at <= $2 OR created_at <= $3)",
+                args![admin_id, idle_since, created_since],
+            )
+            .await?;
+            Ok(Tx::Commit(()))
+        })
+    }
+
     pub async fn delete_admin_session(&self, token_hash: &[u8]) -> Result<(), Error> {
         on_db!(self, write, |c| {
             c.exec(

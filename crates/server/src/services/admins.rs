@@ -209,6 +209,14 @@ pub async fn sign_in_password(
         return Err(failed_sign_in());
     };
     state.store.refund_password_attempt(&limits).await?;
+    state
+        .store
+        .purge_admin_sessions(
+            &admin.id,
+            now.millis() - IDLE_TIMEOUT_MS,
+            now.millis() - ABSOLUTE_TIMEOUT_MS,
+        )
+        .await?;
     let (factor_id, challenge_id, enrolling) = match &admin.factor_id {
         Some(f) => {
             let ch = new_challenge(state, now, f, None);

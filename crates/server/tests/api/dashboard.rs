@@ -863,3 +863,54 @@ async fn five_wrong_codes_end_the_sign_in_and_the_factor_failure_limit_applies(a
 }
 
 on_both_backends!(five_wrong_codes_end_the_sign_in_and_the_factor_failure_limit_applies);
+
+/// Rows matching `sql` (a `SELECT COUNT(*)`), read straight from the test database.
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    use sqlx::Connection;
+    let url = app.db.url.expose().to_owned();
+    if app.db.is_postgres() {
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{url}"))
+            .await
+            .unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    }
+}
+
+async fn abandoned_enrolments_and_expired_sessions_are_cleaned_up_at_the_next_sign_in(
+    app: TestApp,
+) {
+    add_admin(&app, "ada@example.com").await;
+    let b = Browser::new(&app);
+    // Abandoned enrolments, each left to expire: every new sign-in removes the expired
+    // one's unconfirmed factor (without the purge there would be one more each time).
+    let unconfirmed = "SELECT COUNT(*) FROM auth_factors WHERE user_id IS NULL";
+    for _ in 0..3 {
+        password_step(&b, "ada@example.com", PW).await;
+        assert_eq!(count(&app, unconfirmed).await, 1);
+        app.clock.advance_millis(31 * 60 * 1000);
+    }
+    let secret = enrol(&app, &b, "ada@example.com").await;
+    assert_eq!(
+        count(&app, unconfirmed).await,
+        1,
+        "only the confirmed factor is left"
+    );
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM admin_sessions").await, 1);
+    // The confirmed factor survives its own expired sessions.
+    app.clock.advance_millis(13 * 60 * 60 * 1000);
+    password_step(&b, "ada@example.com", PW).await;
+    let csrf = b.token("/dashboard/login/code").await;
+    let (s, _, _) = b
+        .post(
+            "/dashboard/login/code",
+            &[("csrf", &csrf), ("code", &app.totp_code(&secret, 0))],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(count(&app, unconfirmed).await, 1);
+}
+
+on_both_backends!(abandoned_enrolments_and_expired_sessions_are_cleaned_up_at_the_next_sign_in);
