@@ -420,6 +420,7 @@ struct AuthenticationPage {
     mfa_required: bool,
     totp_issuer: String,
     saved: bool,
+    error: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -441,6 +442,7 @@ async fn authentication_page(
         mfa_required: env.is_some_and(|e| e.mfa_required),
         totp_issuer: env_name(&state).await?,
         saved: q.saved.is_some(),
+        error: None,
     }))
 }
 
@@ -453,11 +455,30 @@ struct AuthenticationForm {
 
 async fn save_authentication(
     State(state): State<AppState>,
+    csrf: CsrfToken,
     s: SignedIn,
     Form(f): Form<AuthenticationForm>,
 ) -> Result<Response, WebError> {
-    svc::save_authentication(&state, &s.s.admin, f.mfa_required.is_some(), &f.totp_issuer).await?;
-    Ok(see_other("/dashboard/authentication?saved=1"))
+    let on = f.mfa_required.is_some();
+    match svc::save_authentication(&state, &s.s.admin, on, &f.totp_issuer).await {
+        Ok(()) => Ok(see_other("/dashboard/authentication?saved=1")),
+        // Bad input: the page comes back with what was chosen and typed; nothing was saved.
+        Err(e @ Error::Validation(_)) => {
+            let (status, _, message) = describe(&e);
+            Ok(render_status(
+                status,
+                &AuthenticationPage {
+                    l: layout(&state, "Authentication", &csrf).await?,
+                    d: shell("authentication", &s),
+                    mfa_required: on,
+                    totp_issuer: f.totp_issuer.chars().take(1000).collect(),
+                    saved: false,
+                    error: Some(message),
+                },
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 // ---- users -----------------------------------------------------------------------------

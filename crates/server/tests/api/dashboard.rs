@@ -290,6 +290,31 @@ async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing(app: TestA
         Some("Tessera Test")
     );
     let csrf = b.token("/dashboard/authentication").await;
+    // An empty issuer is refused on the page itself, with the choices kept; nothing saved.
+    let (s, html, _) = b
+        .post(
+            "/dashboard/authentication",
+            &[
+                ("csrf", &csrf),
+                ("mfa_required", "on"),
+                ("totp_issuer", "  "),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        html.contains("Nothing was saved") && html.contains(" checked"),
+        "{html}"
+    );
+    assert!(
+        !app.state
+            .store
+            .find_environment()
+            .await
+            .unwrap()
+            .unwrap()
+            .mfa_required
+    );
     let (s, _, _) = b
         .post(
             "/dashboard/authentication",
