@@ -488,6 +488,8 @@ pub struct UserItem {
     pub email: String,
     pub name: String,
     pub created: String,
+    /// Number of authentication factors.
+    pub factors: i64,
 }
 
 #[derive(Template)]
@@ -532,6 +534,8 @@ async fn users_page(
         .store
         .search_users(Some(query.as_str()).filter(|s| !s.is_empty()), &params)
         .await?;
+    let ids: Vec<String> = page.data.iter().map(|u| u.id.clone()).collect();
+    let counts = state.store.count_user_factors(&ids).await?;
     let users = page
         .data
         .iter()
@@ -540,6 +544,7 @@ async fn users_page(
             email: u.email.clone(),
             name: display_name(u),
             created: fmt_time(u.created_at),
+            factors: counts.get(&u.id).copied().unwrap_or(0),
         })
         .collect();
     Ok(render(&UsersPage {

@@ -538,6 +538,10 @@ async fn users_can_be_created_reset_and_deleted_and_refused_forms_change_nothing
     // Search is a prefix of the email.
     let (_, html, _) = b.get("/dashboard/users?email=GRA").await;
     assert!(html.contains("grace@example.com"));
+    assert!(
+        html.contains("<span class=\"badge\">none</span>"),
+        "no factor yet: {html}"
+    );
     let (_, html, _) = b.get("/dashboard/users?email=race").await;
     assert!(!html.contains("grace@example.com"));
     // Two factors, then Reset MFA: refused without the token, done with it.
@@ -545,6 +549,8 @@ async fn users_can_be_created_reset_and_deleted_and_refused_forms_change_nothing
         .await;
     app.enroll_totp(&user_id, serde_json::json!({"type": "totp"}))
         .await;
+    let (_, html, _) = b.get("/dashboard/users").await;
+    assert!(html.contains("2 factors"), "{html}");
     let (_, html, _) = b.get(&format!("{user_path}/reset-mfa")).await;
     assert!(
         html.contains("Delete 2 factors of grace@example.com?"),
