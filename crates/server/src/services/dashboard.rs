@@ -83,6 +83,7 @@ pub async fn revoke_api_key(state: &AppState, by: &AdminRow, key_id: &str) -> Re
         .store
         .revoke_api_key(key_id, state.now().millis())
         .await?;
+    state.api_keys.forget_id(key_id);
     record(state, API_KEY_REVOKED, by, json!({ "id": key_id })).await
 }
 

@@ -622,6 +622,12 @@ async fn api_keys_are_revoked_only_with_the_token_and_signing_keys_rotate(app: T
     enrol(&app, &b, "ada@example.com").await;
     let keys = app.state.store.list_api_keys().await.unwrap();
     let id = keys[0].id.clone();
+    assert_eq!(
+        keys[0].name, "bootstrap",
+        "the key the test's API calls use"
+    );
+    // The key is in this node's cache (the clock stands still, so the entry never ages).
+    assert_eq!(app.get("/user_management/users").await.0, StatusCode::OK);
     let csrf = b.token("/dashboard/api-keys").await;
     let (s, _, _) = b
         .post(&format!("/dashboard/api-keys/{id}/revoke"), &[("csrf", "")])
@@ -640,6 +646,11 @@ async fn api_keys_are_revoked_only_with_the_token_and_signing_keys_rotate(app: T
     assert!(app.state.store.list_api_keys().await.unwrap()[0]
         .revoked_at
         .is_some());
+    // Revoked through this node: refused here at once, cached or not.
+    assert_eq!(
+        app.get("/user_management/users").await.0,
+        StatusCode::UNAUTHORIZED
+    );
     let before = app
         .state
         .store
