@@ -224,7 +224,8 @@ impl Store {
     /// Finishes a sign-in: the `mfa` session `old_hash` is consumed (one conditional
     /// `DELETE`, so it works once) and the active session `new` takes its place, the
     /// enrolled factor is confirmed when `confirm_factor` is given (only if the admin has
-    /// none), and `event` is written. `false` when the old session was already gone.
+    /// none), and `event` is written. `false` (nothing changed) when the old session was
+    /// already gone, or another enrolment was confirmed first.
     pub async fn promote_admin_session(
         &self,
         old_hash: &[u8],
@@ -243,11 +244,17 @@ impl Store {
                 return Ok(Tx::Rollback(false));
             }
             if let Some(f) = confirm_factor {
-                c.exec(
-                    "UPDATE admins SET factor_id = $2 WHERE id = $1 AND factor_id IS NULL",
-                    args![&new.admin_id, f],
-                )
-                .await?;
+                // Two enrolments finished in parallel: only the first becomes the admin's
+                // factor; the other sign-in is refused (its app holds a useless secret).
+                let confirmed = c
+                    .exec(
+                        "UPDATE admins SET factor_id = $2 WHERE id = $1 AND factor_id IS NULL",
+                        args![&new.admin_id, f],
+                    )
+                    .await?;
+                if confirmed != 1 {
+                    return Ok(Tx::Rollback(false));
+                }
             }
             c.exec(SESSION_INSERT, &session_args(new)).await?;
             c.exec(EVENT_INSERT, &event_args(event)).await?;

@@ -324,6 +324,20 @@ pub async fn sign_in_code(
     code: &str,
     meta: &RequestMeta,
 ) -> Result<CodeStep, Error> {
+    // The code must be for the admin's confirmed factor, or for the factor being enrolled
+    // while the admin has none. A pending enrolment overtaken by another one (confirmed in
+    // another browser) can never sign in: its app holds a secret that is not the admin's.
+    let enrolling = match (&s.admin.factor_id, &s.session.factor_id) {
+        (None, Some(_)) => true,
+        (Some(confirmed), Some(pending)) if confirmed == pending => false,
+        _ => {
+            state
+                .store
+                .delete_admin_session(&token::hash(cookie_token))
+                .await?;
+            return Err(Error::Unauthorized);
+        }
+    };
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     let challenge_id = s.session.challenge_id.clone().unwrap_or_default();
     let req = super::mfa::VerifyRequest { code: Some(code) };
@@ -356,7 +370,6 @@ pub async fn sign_in_code(
             .await?;
         return Ok(CodeStep::Wrong);
     }
-    let enrolling = is_enrolling(s);
     let token = token::random_base62(43);
     let new = AdminSessionRow {
         token_hash: token::hash(&token),

@@ -956,3 +956,42 @@ async fn abandoned_enrolments_and_expired_sessions_are_cleaned_up_at_the_next_si
 }
 
 on_both_backends!(abandoned_enrolments_and_expired_sessions_are_cleaned_up_at_the_next_sign_in);
+
+/// Posts the current code for `secret` on the browser's code page.
+async fn code_step(
+    app: &TestApp,
+    br: &Browser<'_>,
+    secret: &str,
+) -> (StatusCode, String, Option<String>) {
+    let csrf = br.token("/dashboard/login/code").await;
+    let code = app.totp_code(secret, 0);
+    br.post("/dashboard/login/code", &[("csrf", &csrf), ("code", &code)])
+        .await
+}
+
+async fn of_two_enrolments_in_parallel_only_the_first_confirmed_counts(app: TestApp) {
+    add_admin(&app, "ada@example.com").await;
+    let (a, b) = (Browser::new(&app), Browser::new(&app));
+    let mut secrets = vec![];
+    for br in [&a, &b] {
+        password_step(br, "ada@example.com", PW).await;
+        let (_, html, _) = br.get("/dashboard/login/code").await;
+        secrets.push(between(&html, "aria-label=\"Secret key\">", "<").replace(' ', ""));
+    }
+    let (s, _, loc) = code_step(&app, &a, &secrets[0]).await;
+    assert_eq!(
+        (s, loc.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/dashboard/users"))
+    );
+    let (s, html, _) = code_step(&app, &b, &secrets[1]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{html}");
+    assert_eq!(b.get("/dashboard/users").await.0, StatusCode::SEE_OTHER);
+    // The first secret is the admin's: the next sign-in takes its code.
+    app.clock.advance_millis(30_000);
+    let c = Browser::new(&app);
+    password_step(&c, "ada@example.com", PW).await;
+    let (s, _, _) = code_step(&app, &c, &secrets[0]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+}
+
+on_both_backends!(of_two_enrolments_in_parallel_only_the_first_confirmed_counts);
