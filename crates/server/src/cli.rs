@@ -60,6 +60,9 @@ enum Command {
     /// Access-token signing keys.
     #[command(subcommand, name = "signing-keys")]
     SigningKeys(SigningKeysCommand),
+    /// Dashboard administrators (apart from end users).
+    #[command(subcommand)]
+    Admins(AdminsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,7 +121,8 @@ struct ServeArgs {
     )]
     twilio_base_url: String,
     /// The URL clients reach this server at, e.g. https://auth.example.com (default:
-    /// http:// + the listen address). Access tokens carry it as `iss`.
+    /// http:// + the listen address). Access tokens carry it as `iss`; `https://` makes the
+    /// dashboard's and hosted pages' cookies `Secure`.
     #[arg(long, env = "TESSERA_PUBLIC_URL")]
     public_url: Option<String>,
     /// `iss` claim of access tokens, when it must differ from the public URL.
@@ -348,6 +352,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             changed(&config);
             Ok(())
         }
+        Command::Admins(cmd) => {
+            let (store, _) = crate::startup::open_store(&config, clock.as_ref()).await?;
+            let r = admins(&store, clock.as_ref(), cmd).await;
+            store.close().await;
+            r
+        }
         Command::ClientId => {
             let (store, client_id) = crate::startup::open_existing_store(&config).await?;
             store.close().await;
@@ -401,4 +411,76 @@ async fn api_keys(
             true
         }
     })
+}
+
+// ---- tessera admins ------------------------------------------------------------------------
+
+#[derive(Debug, Subcommand)]
+enum AdminsCommand {
+    /// Add an admin. The password is the first line of standard input (at least 12
+    /// characters); prints the admin's id. They set up TOTP at their first sign-in.
+    Add { email: String },
+    /// List admins (email, id, whether TOTP is set up).
+    List,
+    /// Remove an admin; their dashboard sessions end at once.
+    Remove { email: String },
+    /// Delete an admin's TOTP factor (a locked-out admin enrols again at the next sign-in).
+    #[command(name = "reset-mfa")]
+    ResetMfa { email: String },
+}
+
+async fn admins(
+    store: &tessera_store::Store,
+    clock: &dyn Clock,
+    cmd: AdminsCommand,
+) -> anyhow::Result<()> {
+    use crate::services::admins as svc;
+    let describe = |e: tessera_core::Error| match e {
+        tessera_core::Error::Validation(p) => anyhow::anyhow!(
+            "{}",
+            p.iter()
+                .map(|p| p.message.clone())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        tessera_core::Error::PasswordStrength(why) => anyhow::anyhow!("{why}"),
+        tessera_core::Error::EmailNotAvailable(email) => {
+            anyhow::anyhow!("an admin with the email {email} exists already")
+        }
+        other => anyhow::anyhow!("{other}"),
+    };
+    match cmd {
+        AdminsCommand::Add { email } => {
+            let mut line = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            let row = svc::add(store, clock.now(), &email, password)
+                .await
+                .map_err(describe)?;
+            println!("{}", row.id);
+        }
+        AdminsCommand::List => {
+            for a in store.list_admins().await? {
+                let mfa = if a.factor_id.is_some() {
+                    "totp"
+                } else {
+                    "no totp yet"
+                };
+                println!("{}\t{}\t{}", a.email, a.id, mfa);
+            }
+        }
+        AdminsCommand::Remove { email } => {
+            let a = svc::remove(store, clock.now(), &email)
+                .await
+                .map_err(describe)?;
+            println!("removed {}", a.email);
+        }
+        AdminsCommand::ResetMfa { email } => {
+            let a = svc::reset_mfa(store, clock.now(), &email)
+                .await
+                .map_err(describe)?;
+            println!("reset MFA of {}", a.email);
+        }
+    }
+    Ok(())
 }

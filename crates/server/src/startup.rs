@@ -292,6 +292,11 @@ impl Application {
             store.close().await;
             return Err(e);
         }
+        // --environment-name seeds the stored TOTP issuer; the dashboard changes it later.
+        store
+            .set_totp_issuer(&config.environment_name, true)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut bootstrap_key = None;
         if config.bootstrap_api_key
             && store

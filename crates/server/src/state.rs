@@ -61,6 +61,16 @@ impl ApiKeyCache {
         }
         map.insert(lookup.to_owned(), (id.to_owned(), hash.to_vec(), now));
     }
+
+    /// Drops the key with this id, so a revocation made through this node takes effect here
+    /// at once (other nodes notice within their cache time).
+    pub fn forget_id(&self, id: &str) {
+        let mut map = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, (key_id, _, _)| key_id != id);
+    }
 }
 
 impl AppState {

@@ -10,6 +10,7 @@
 //! anyway, and letting many connections race for the write lock turns contention into
 //! `busy_timeout` sleeps.
 
+mod admin;
 mod db;
 mod keys;
 pub mod list;
@@ -20,6 +21,7 @@ mod rows;
 mod signin;
 mod sql;
 
+pub use admin::{AdminRow, AdminSessionRow};
 pub use db::{loosely_permitted_files, DatabaseUrl, DbKind, Store, StoreOptions};
 pub use keys::SealedSample;
 pub use list::{ListParams, Order, Page};

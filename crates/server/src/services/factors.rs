@@ -121,9 +121,11 @@ pub async fn enroll_user_factor(
     };
     p.into_result()?;
     let user = crate::services::users::get(state, user_id).await?;
-    let issuer = req
-        .totp_issuer
-        .unwrap_or_else(|| state.config.environment_name.clone());
+    // The stored issuer setting (seeded from --environment-name, changed in the dashboard).
+    let issuer = match req.totp_issuer {
+        Some(i) => i,
+        None => super::admins::totp_issuer(state).await?,
+    };
     let totp_user = req.totp_user.unwrap_or_else(|| user.email.clone());
     let now = state.now();
     let secret = secret.unwrap_or_else(TotpSecret::generate);

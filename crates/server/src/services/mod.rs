@@ -1,6 +1,8 @@
 //! Use cases: one function per API operation, taking plain request data and `AppState`,
 //! returning domain rows or views. No axum types, so they are callable from the CLI and tests.
 
+pub mod admins;
+pub mod dashboard;
 pub mod events;
 pub mod factors;
 pub mod mfa;

@@ -7,8 +7,10 @@ mod helpers;
 mod hostile;
 
 mod basics;
+mod browser;
 mod cli;
 mod concurrency;
+mod dashboard;
 mod events;
 mod factors;
 mod hardening_users;
@@ -21,3 +23,4 @@ mod signin;
 mod sms;
 mod storage;
 mod users;
+mod web;
