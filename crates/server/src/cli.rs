@@ -47,6 +47,52 @@ enum Command {
     /// Access-token signing keys.
     #[command(subcommand, name = "signing-keys")]
     SigningKeys(SigningKeysCommand),
+    /// The allow-list of redirect URIs for hosted sign-in and logout.
+    #[command(subcommand, name = "redirect-uris")]
+    RedirectUris(RedirectUrisCommand),
+}
+
+// ---- redirect-uris (hosted sign-in) --------------------------------------------------------
+
+#[derive(Debug, Subcommand)]
+enum RedirectUrisCommand {
+    /// Allow a URI, matched exactly. `http://` only on localhost, 127.0.0.1 and [::1], where
+    /// a port of `*` (http://localhost:*/callback) allows any port.
+    Add { uri: String },
+    /// Print the allowed URIs, one a line.
+    List,
+    /// Remove a URI.
+    Remove { uri: String },
+}
+
+async fn redirect_uris(
+    store: &tessera_store::Store,
+    clock: &dyn Clock,
+    cmd: RedirectUrisCommand,
+) -> anyhow::Result<()> {
+    match cmd {
+        RedirectUrisCommand::Add { uri } => {
+            tessera_core::authkit::check_redirect_entry(&uri)
+                .map_err(|e| anyhow::anyhow!("cannot allow '{uri}': {e}"))?;
+            if store.add_redirect_uri(&uri, clock.now().millis()).await? {
+                println!("added {uri}");
+            } else {
+                println!("already allowed: {uri}");
+            }
+        }
+        RedirectUrisCommand::List => {
+            for uri in store.list_redirect_uris().await? {
+                println!("{uri}");
+            }
+        }
+        RedirectUrisCommand::Remove { uri } => {
+            if !store.remove_redirect_uri(&uri).await? {
+                anyhow::bail!("'{uri}' is not on the allow-list");
+            }
+            println!("removed {uri}");
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +100,13 @@ enum SettingsCommand {
     /// Require MFA for every password sign-in (`on`) or only for users with a factor (`off`).
     #[command(name = "mfa-required")]
     MfaRequired {
+        #[arg(value_parser = ["on", "off"])]
+        value: String,
+    },
+    /// Let visitors of the hosted pages create an account (`on`); `off` (the default) shows
+    /// sign-in only.
+    #[command(name = "sign-up")]
+    SignUp {
         #[arg(value_parser = ["on", "off"])]
         value: String,
     },
@@ -107,6 +160,12 @@ struct ServeArgs {
     /// takes effect within this time. 0: read on every request.
     #[arg(long, env = "TESSERA_API_KEY_CACHE_MS", default_value_t = 1000)]
     api_key_cache_ms: i64,
+    /// Sessions end this long after sign-in (30d, 12h, 90m, 45s or seconds).
+    #[arg(long, env = "TESSERA_SESSION_MAX_AGE", default_value = "30d", value_parser = crate::config::parse_duration_ms)]
+    session_max_age: i64,
+    /// Sessions end when not refreshed for this long.
+    #[arg(long, env = "TESSERA_SESSION_INACTIVITY_TIMEOUT", default_value = "7d", value_parser = crate::config::parse_duration_ms)]
+    session_inactivity_timeout: i64,
 }
 
 /// The SMS provider from flags and the secret environment variables.
@@ -211,6 +270,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.access_token_ttl_ms = args.access_token_ttl_seconds.clamp(30, 86_400) * 1000;
             config.api_key_cache_ms = args.api_key_cache_ms.clamp(0, 60_000);
             config.sms_provider = sms_provider(&args)?;
+            config.session_max_age_ms = args.session_max_age;
+            config.session_inactivity_ms = args.session_inactivity_timeout;
             let app = Application::build(config, clock).await?;
             app.run_until(crate::startup::shutdown_signal()).await?;
             Ok(())
@@ -227,6 +288,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             println!("mfa-required: {value}");
             Ok(())
+        }
+        Command::Settings(SettingsCommand::SignUp { value }) => {
+            let (store, _) = crate::startup::open_store(&config, clock.as_ref()).await?;
+            store.set_sign_up_enabled(value == "on").await?;
+            store.close().await;
+            println!("sign-up: {value}");
+            Ok(())
+        }
+        Command::RedirectUris(cmd) => {
+            let (store, _) = crate::startup::open_store(&config, clock.as_ref()).await?;
+            let r = redirect_uris(&store, clock.as_ref(), cmd).await;
+            store.close().await;
+            r
         }
         Command::SigningKeys(SigningKeysCommand::Rotate) => {
             let keys = crate::startup::load_keys(&config)?;

@@ -10,6 +10,7 @@
 //! anyway, and letting many connections race for the write lock turns contention into
 //! `busy_timeout` sleeps.
 
+mod authkit;
 mod db;
 pub mod list;
 mod mfa;
@@ -18,6 +19,7 @@ mod rows;
 mod signin;
 mod sql;
 
+pub use authkit::{AuthCodeRow, BrowserSession, NewSession, SessionRow};
 pub use db::{DatabaseUrl, DbKind, Store, StoreOptions};
 pub use list::{ListParams, Order, Page};
 pub use mfa::{challenge_refusal, AttemptKind, Refusal, VerifyAttempt, VerifyOutcome};

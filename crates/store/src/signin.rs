@@ -200,19 +200,13 @@ impl Store {
     // ---- sessions ----------------------------------------------------------------------
 
     /// Creates a session with its first refresh token, and stamps the user's last sign-in.
-    pub async fn create_session(
-        &self,
-        session_id: &str,
-        user_id: &str,
-        refresh_hash: &[u8],
-        now: i64,
-    ) -> Result<(), Error> {
+    pub async fn create_session(&self, n: &crate::NewSession<'_>) -> Result<(), Error> {
         on_db!(self, transaction, |c| {
-            c.exec("INSERT INTO sessions (id, user_id, created_at, revoked_at) VALUES ($1, $2, $3, NULL)", args![session_id, user_id, now]).await?;
-            c.exec("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)", args![refresh_hash, session_id, now]).await?;
+            c.exec("INSERT INTO sessions (id, user_id, created_at, revoked_at, auth_method, ip_address, user_agent, expires_at, last_active_at, updated_at, end_reason, browser_session_id) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $3, $3, NULL, $8)", args![n.id, n.user_id, n.now, n.auth_method, n.ip_address, n.user_agent, n.expires_at, n.browser_session_id]).await?;
+            c.exec("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)", args![n.refresh_hash, n.id, n.now]).await?;
             c.exec(
                 "UPDATE users SET last_sign_in_at = $2 WHERE id = $1",
-                args![user_id, now],
+                args![n.user_id, n.now],
             )
             .await?;
             Ok(Tx::Commit(()))
@@ -220,22 +214,29 @@ impl Store {
     }
 
     /// Presents a refresh token. A fresh one is marked used and replaced by `next_hash` in the
-    /// same transaction; a used one revokes its session (reuse means theft or replay).
+    /// same transaction; a used one revokes its session (reuse means theft or replay). A
+    /// session past its `expires_at`, or inactive since `idle_since`, refreshes no more.
     pub async fn rotate_refresh_token(
         &self,
         hash: &[u8],
         next_hash: &[u8],
         now: i64,
+        idle_since: i64,
     ) -> Result<RefreshOutcome, Error> {
         on_db!(self, transaction, |c| {
             let used: Option<String> = c
                 .opt(
                     "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
-                     AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL) RETURNING session_id",
-                    args![hash, now],
+                     AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL AND expires_at > $2 AND last_active_at > $3) RETURNING session_id",
+                    args![hash, now, idle_since],
                 )
                 .await?;
             if let Some(session_id) = used {
+                c.exec(
+                    "UPDATE sessions SET last_active_at = $2, updated_at = $2 WHERE id = $1",
+                    args![&session_id, now],
+                )
+                .await?;
                 c.exec("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)", args![next_hash, &session_id, now]).await?;
                 let user_id: String = c
                     .one(
@@ -260,7 +261,7 @@ impl Store {
                 .await?;
             let n = c
                 .exec(
-                    "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                    "UPDATE sessions SET revoked_at = $2, updated_at = $2, end_reason = 'refresh_token_reuse' WHERE id = $1 AND revoked_at IS NULL",
                     args![&session_id, now],
                 )
                 .await?;

@@ -1,9 +1,11 @@
 //! Use cases: one function per API operation, taking plain request data and `AppState`,
 //! returning domain rows or views. No axum types, so they are callable from the CLI and tests.
 
+pub mod authkit;
 pub mod events;
 pub mod factors;
 pub mod mfa;
+pub mod sessions;
 pub mod signin;
 pub mod users;
 

@@ -10,6 +10,7 @@ use tessera_store::{ListParams, Order, RefreshOutcome, SigningKeyRow, UserRow};
 
 use super::events::{self, RequestMeta};
 use super::mfa::{self, VerifyRequest};
+use super::sessions::{self, SESSION_CREATED, SESSION_REVOKED};
 use crate::views::UserView;
 use crate::AppState;
 
@@ -17,8 +18,6 @@ pub const MFA_TOTP_GRANT: &str = "urn:workos:oauth:grant-type:mfa-totp";
 const SIGNING_KEY_PURPOSE: &str = "jwt";
 const PASSWORD_SUCCEEDED: &str = "authentication.password_succeeded";
 const PASSWORD_FAILED: &str = "authentication.password_failed";
-const SESSION_CREATED: &str = "session.created";
-const SESSION_REVOKED: &str = "session.revoked";
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
@@ -32,6 +31,8 @@ pub struct AuthenticateRequest {
     pub pending_authentication_token: Option<String>,
     pub authentication_challenge_id: Option<String>,
     pub refresh_token: Option<String>,
+    /// PKCE verifier of the `authorization_code` grant.
+    pub code_verifier: Option<String>,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -110,7 +111,7 @@ pub async fn jwks(state: &AppState) -> Result<serde_json::Value, Error> {
     Ok(json!({ "keys": keys }))
 }
 
-async fn check_client(state: &AppState, req: &AuthenticateRequest) -> Result<(), Error> {
+pub(crate) async fn check_client(state: &AppState, req: &AuthenticateRequest) -> Result<(), Error> {
     let id_ok = req
         .client_id
         .as_deref()
@@ -126,7 +127,7 @@ async fn check_client(state: &AppState, req: &AuthenticateRequest) -> Result<(),
     }
 }
 
-fn required<'a>(v: &'a Option<String>, field: &str) -> Result<&'a str, Error> {
+pub(crate) fn required<'a>(v: &'a Option<String>, field: &str) -> Result<&'a str, Error> {
     v.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
         Error::invalid(
             field,
@@ -145,7 +146,7 @@ fn failed(code: &'static str, message: impl Into<String>) -> Error {
 
 /// Request metadata: the SDK's `ip_address`/`user_agent` (the end user's) win over the
 /// connection's (the calling backend's).
-fn effective_meta(req: &AuthenticateRequest, meta: &RequestMeta) -> RequestMeta {
+pub(crate) fn effective_meta(req: &AuthenticateRequest, meta: &RequestMeta) -> RequestMeta {
     RequestMeta {
         ip_address: req.ip_address.clone().or_else(|| meta.ip_address.clone()),
         user_agent: req.user_agent.clone().or_else(|| meta.user_agent.clone()),
@@ -160,11 +161,15 @@ pub async fn authenticate(
     let grant = req.grant_type.clone().unwrap_or_default();
     if !matches!(
         grant.as_str(),
-        "password" | MFA_TOTP_GRANT | "refresh_token"
+        "password" | MFA_TOTP_GRANT | "refresh_token" | super::authkit::CODE_GRANT
     ) {
         return Err(Error::UnsupportedGrantType(
             grant.chars().take(100).collect(),
         ));
+    }
+    if grant == super::authkit::CODE_GRANT {
+        // Public clients redeem codes with a PKCE verifier instead of a secret.
+        return super::authkit::code_grant(state, &req, meta).await;
     }
     check_client(state, &req).await?;
     let meta = effective_meta(&req, meta);
@@ -297,7 +302,7 @@ async fn password_grant(
         };
         return Err(Error::AuthenticationFlow(body));
     }
-    start_session(state, &user, meta).await
+    start_session(state, &user, meta, None).await
 }
 
 async fn totp_grant(
@@ -379,25 +384,53 @@ async fn totp_grant(
         return Err(bad_pending());
     }
     let user = state.store.get_user(&user_id).await?;
-    start_session(state, &user, meta).await
+    start_session(state, &user, meta, None).await
 }
 
-async fn start_session(
+/// Creates a session (with its limits and where it came from) and its tokens. Every sign-in
+/// ends here: password, TOTP and authorization-code grants, and the hosted pages' codes.
+pub(crate) async fn start_session(
     state: &AppState,
     user: &UserRow,
     meta: &RequestMeta,
+    browser_session_id: Option<&str>,
 ) -> Result<AuthenticateResponse, Error> {
     let now = state.now();
     let session_id = id::new_id(id::prefix::SESSION, now);
     let refresh = token::random_base62(40);
-    state
-        .store
-        .create_session(&session_id, &user.id, &token::hash(&refresh), now.millis())
-        .await?;
+    let refresh_hash = token::hash(&refresh);
+    let ip = sessions::truncated(meta.ip_address.as_deref(), sessions::MAX_IP);
+    let agent = sessions::truncated(meta.user_agent.as_deref(), sessions::MAX_USER_AGENT);
+    let new = tessera_store::NewSession {
+        id: &session_id,
+        user_id: &user.id,
+        auth_method: "password",
+        ip_address: ip.as_deref(),
+        user_agent: agent.as_deref(),
+        browser_session_id,
+        refresh_hash: &refresh_hash,
+        now: now.millis(),
+        expires_at: now.plus_millis(state.config.session_max_age_ms).millis(),
+    };
+    state.store.create_session(&new).await?;
+    let row = tessera_store::SessionRow {
+        id: session_id.clone(),
+        user_id: user.id.clone(),
+        auth_method: new.auth_method.to_owned(),
+        ip_address: ip.clone(),
+        user_agent: agent.clone(),
+        created_at: now.millis(),
+        updated_at: now.millis(),
+        expires_at: new.expires_at,
+        last_active_at: now.millis(),
+        revoked_at: None,
+        end_reason: None,
+        browser_session_id: browser_session_id.map(str::to_owned),
+    };
     events::record(
         state,
         SESSION_CREATED,
-        session_event(&session_id, &user.id, meta, now.millis(), None),
+        sessions::event_data(state, &row, None),
     )
     .await?;
     let mut user = user.clone();
@@ -408,31 +441,6 @@ async fn start_session(
         user: UserView::from(&user),
         authentication_method: Some("Password"),
     })
-}
-
-/// `data` of `session.*` events: the WorkOS session object (Python v5 parses it strictly).
-fn session_event(
-    id: &str,
-    user_id: &str,
-    meta: &RequestMeta,
-    created_at: i64,
-    reason: Option<&str>,
-) -> serde_json::Value {
-    let ts = tessera_core::Timestamp(created_at);
-    let mut v = json!({
-        "object": "session",
-        "id": id,
-        "user_id": user_id,
-        "organization_id": null,
-        "ip_address": meta.ip_address,
-        "user_agent": meta.user_agent,
-        "created_at": ts,
-        "updated_at": ts,
-    });
-    if let Some(r) = reason {
-        v["reason"] = json!(r);
-    }
-    v
 }
 
 async fn access_token(state: &AppState, user_id: &str, session_id: &str) -> Result<String, Error> {
@@ -459,7 +467,12 @@ async fn refresh_grant(
     let next = token::random_base62(40);
     match state
         .store
-        .rotate_refresh_token(&token::hash(presented), &token::hash(&next), now.millis())
+        .rotate_refresh_token(
+            &token::hash(presented),
+            &token::hash(&next),
+            now.millis(),
+            sessions::idle_since(state, now.millis()),
+        )
         .await?
     {
         RefreshOutcome::Rotated {
@@ -474,22 +487,15 @@ async fn refresh_grant(
                 authentication_method: None,
             })
         }
-        RefreshOutcome::ReuseDetected {
-            session_id,
-            user_id,
-        } => {
+        RefreshOutcome::ReuseDetected { session_id, .. } => {
             tracing::warn!(
                 session_id,
                 "a used refresh token was presented again; its session is revoked"
             );
-            let data = session_event(
-                &session_id,
-                &user_id,
-                &RequestMeta::default(),
-                now.millis(),
-                Some("refresh_token_reuse"),
-            );
-            events::record(state, SESSION_REVOKED, data).await?;
+            if let Some(row) = state.store.find_session(&session_id).await? {
+                let data = sessions::event_data(state, &row, Some("refresh_token_reuse"));
+                events::record(state, SESSION_REVOKED, data).await?;
+            }
             Err(Error::InvalidGrant(
                 "The refresh token was already used; the session has been revoked.".into(),
             ))

@@ -252,14 +252,15 @@ pub async fn update(
         }
     }
     p.into_result()?;
-    if let Some(h) = password_to_store(
+    let new_password = password_to_store(
         state,
         req.password,
         req.password_hash,
         req.password_hash_type,
     )
-    .await?
-    {
+    .await?;
+    let password_changed = new_password.is_some();
+    if let Some(h) = new_password {
         u.password_hash = Some(h);
     }
     u.first_name = req.first_name.or(u.first_name);
@@ -276,6 +277,10 @@ pub async fn update(
     u.metadata = Value::Object(metadata).to_string();
     u.updated_at = state.now().millis();
     state.store.update_user(&u).await?;
+    if password_changed {
+        // A new password ends every session: whoever knew the old one is signed out.
+        super::sessions::end_all_for_user(state, &u.id, "password_changed").await?;
+    }
     Ok(u)
 }
 
@@ -283,7 +288,19 @@ pub async fn delete(state: &AppState, user_id: &str) -> Result<(), Error> {
     if !id::has_prefix(user_id, id::prefix::USER) {
         return Err(Error::not_found(Entity::User, user_id));
     }
+    // Ended first so that each session gets its `session.revoked` event; the rows then go
+    // with the user (ON DELETE CASCADE).
+    super::sessions::end_all_for_user(state, user_id, "user_deleted").await?;
     state.store.delete_user(user_id).await
+}
+
+/// `GET /user_management/users/external_id/:external_id`.
+pub async fn get_by_external_id(state: &AppState, external_id: &str) -> Result<UserRow, Error> {
+    state
+        .store
+        .find_user_by_external_id(external_id)
+        .await?
+        .ok_or_else(|| Error::not_found(Entity::User, external_id))
 }
 
 pub async fn list(

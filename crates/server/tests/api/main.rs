@@ -6,6 +6,7 @@ mod helpers;
 
 mod hostile;
 
+mod authkit;
 mod basics;
 mod cli;
 mod concurrency;
