@@ -31,7 +31,7 @@ struct Cli {
     command: Option<Command>,
 }
 
-// Parsed once at start-up: the size of the serve variant does not matter.
+// Parsed once at start-up: the size of the `serve` variant does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -125,6 +125,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// The URL clients and browsers use to reach this server (default `http://` + the listen
+    /// address); `https://` makes the dashboard's cookies `Secure`.
+    #[arg(long, env = "TESSERA_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Default TOTP issuer shown in authenticator apps.
     #[arg(long, env = "TESSERA_ENVIRONMENT_NAME", default_value = "Tessera")]
     environment_name: String,
@@ -264,6 +268,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         Command::Serve(args) => {
             config.listen = args.listen;
+            config.public_url = args
+                .public_url
+                .clone()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| format!("http://{}", args.listen));
             config.environment_name = args.environment_name.clone();
             config.challenge_ttl_ms = args.challenge_ttl_seconds.saturating_mul(1000);
             config.max_connections = args.max_connections;

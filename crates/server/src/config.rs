@@ -28,6 +28,9 @@ pub enum SmsProvider {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The URL browsers and clients reach this server at (`--public-url`); `https://` makes
+    /// cookies `Secure`.
+    pub public_url: String,
     pub database_url: DatabaseUrl,
     /// Default TOTP issuer (WorkOS uses the environment's team name).
     pub environment_name: String,
@@ -105,6 +108,7 @@ impl Config {
     pub fn new(database_url: DatabaseUrl) -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".to_owned(),
             database_url,
             environment_name: "Tessera".to_owned(),
             master_key: None,

@@ -4,6 +4,8 @@
 //! (store, keys, listener); [`routes`] holds one module per resource with thin handlers that
 //! authenticate by extractor, call one function of [`services`], and map the result to the
 //! types of [`views`]. [`error`] maps every domain error to a WorkOS-shaped response.
+//! [`web`] holds the server-rendered pages (dashboard, hosted sign-in), merged as a router of
+//! their own beside the documented API.
 
 pub mod cli;
 pub mod config;
@@ -17,6 +19,7 @@ pub mod sms;
 pub mod startup;
 pub mod state;
 pub mod views;
+pub mod web;
 
 pub use config::Config;
 pub use startup::Application;

@@ -48,6 +48,9 @@ pub fn router(state: AppState) -> Router {
             }
         }),
     );
+    // Pages are not API operations: they come from `web` as a router of their own, outside
+    // the OpenAPI document and its routes!-only rule.
+    let routes = routes.merge(crate::web::router(&state));
     with_layers(routes, state)
 }
 

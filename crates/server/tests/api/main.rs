@@ -8,6 +8,7 @@ mod hostile;
 
 mod authkit;
 mod basics;
+mod browser;
 mod cli;
 mod concurrency;
 mod events;
@@ -19,3 +20,4 @@ mod signin;
 mod sms;
 mod storage;
 mod users;
+mod web;
