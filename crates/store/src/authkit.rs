@@ -141,13 +141,13 @@ impl Store {
     }
 
     pub async fn is_sign_up_enabled(&self) -> Result<bool, Error> {
-        let on: Option<i64> = on_db!(self, read, |c| Ok(c
-            .opt(
-                "SELECT CASE WHEN sign_up_enabled THEN 1 ELSE 0 END FROM environment WHERE id = 1",
+        let on: i64 = on_db!(self, read, |c| Ok(c
+            .one(
+                "SELECT COUNT(*) FROM environment WHERE id = 1 AND sign_up_enabled",
                 &[]
             )
             .await?))?;
-        Ok(on == Some(1))
+        Ok(on == 1)
     }
 
     // ---- authorization codes ---------------------------------------------------------------

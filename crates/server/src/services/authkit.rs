@@ -58,6 +58,35 @@ pub struct AuthorizeQuery {
     pub organization_id: Option<String>,
 }
 
+impl AuthorizeQuery {
+    /// Reads a raw query string leniently: the last value of a repeated key wins (a link that
+    /// appends `screen_hint=sign-up` to a query that has one must work), and anything
+    /// unreadable is simply absent (the checks then say what is missing).
+    pub fn from_query(raw: &str) -> Self {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).unwrap_or_default();
+        let mut q = AuthorizeQuery::default();
+        for (k, v) in pairs {
+            let slot = match k.as_str() {
+                "client_id" => &mut q.client_id,
+                "redirect_uri" => &mut q.redirect_uri,
+                "response_type" => &mut q.response_type,
+                "state" => &mut q.state,
+                "provider" => &mut q.provider,
+                "screen_hint" => &mut q.screen_hint,
+                "login_hint" => &mut q.login_hint,
+                "code_challenge" => &mut q.code_challenge,
+                "code_challenge_method" => &mut q.code_challenge_method,
+                "prompt" => &mut q.prompt,
+                "connection_id" => &mut q.connection_id,
+                "organization_id" => &mut q.organization_id,
+                _ => continue,
+            };
+            *slot = Some(v);
+        }
+        q
+    }
+}
+
 /// A checked authorization request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizeRequest {

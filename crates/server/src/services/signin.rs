@@ -196,13 +196,75 @@ fn password_event(
     })
 }
 
+/// What a correct password leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordStep {
+    /// Signed in.
+    Done,
+    /// The user has TOTP factors (their ids): a code must follow.
+    Challenge(Vec<String>),
+    /// MFA is required and the user has no TOTP factor: enrolment must follow.
+    Enrol,
+}
+
 async fn password_grant(
     state: &AppState,
     req: &AuthenticateRequest,
     meta: &RequestMeta,
 ) -> Result<AuthenticateResponse, Error> {
     let raw_email = required(&req.email, "email")?;
-    let pw = required(&req.password, "password")?.to_owned();
+    let pw = required(&req.password, "password")?;
+    let (user, step) =
+        check_password(state, raw_email, pw, req.ip_address.as_deref(), meta).await?;
+    if step == PasswordStep::Done {
+        return start_session(state, &user, meta, None).await;
+    }
+    let pending = new_pending_token(state, &user.id).await?;
+    let body = match step {
+        PasswordStep::Challenge(ids) => json!({
+            "code": "mfa_challenge",
+            "message": "The user must complete an MFA challenge to finish authenticating.",
+            "pending_authentication_token": pending,
+            "authentication_factors": ids.iter().map(|id| json!({ "id": id, "type": "totp" })).collect::<Vec<_>>(),
+            "user": UserView::from(&user),
+        }),
+        PasswordStep::Enrol | PasswordStep::Done => json!({
+            "code": "mfa_enrollment",
+            "message": "The user must enroll in MFA to finish authenticating.",
+            "pending_authentication_token": pending,
+            "user": UserView::from(&user),
+        }),
+    };
+    Err(Error::AuthenticationFlow(body))
+}
+
+/// A pending authentication token for `user_id` (between the password and the MFA step).
+pub async fn new_pending_token(state: &AppState, user_id: &str) -> Result<String, Error> {
+    let now = state.now();
+    let pending = token::random_base62(32);
+    state
+        .store
+        .insert_pending_token(
+            &token::hash(&pending),
+            user_id,
+            now.millis(),
+            now.plus_millis(state.config.pending_token_ttl_ms).millis(),
+        )
+        .await?;
+    Ok(pending)
+}
+
+/// The password step of every sign-in (the API's password grant and the hosted page):
+/// throttling, the constant-work check, events, and what must follow. `limit_ip` is the end
+/// user's address when known (the per-IP limit applies only then).
+pub async fn check_password(
+    state: &AppState,
+    raw_email: &str,
+    pw: &str,
+    limit_ip: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<(UserRow, PasswordStep), Error> {
+    let pw = pw.to_owned();
     let now = state.now();
     let email = validate::email("email", raw_email).unwrap_or_else(|_| raw_email.to_lowercase());
     let user = state.store.find_user_by_email(&email).await?;
@@ -211,10 +273,7 @@ async fn password_grant(
     // The per-IP limit applies only when the caller names the end user's IP (`ip_address`):
     // the connection's address is the calling backend, shared by all its users.
     let account_key = format!("account:{email}");
-    let ip_key = req
-        .ip_address
-        .as_ref()
-        .map(|ip| format!("ip:{}", ip.chars().take(64).collect::<String>()));
+    let ip_key = limit_ip.map(|ip| format!("ip:{}", ip.chars().take(64).collect::<String>()));
     let mut limits = vec![(account_key.as_str(), state.config.password_account_rate)];
     if let Some(k) = &ip_key {
         limits.push((k.as_str(), state.config.password_ip_rate));
@@ -262,47 +321,25 @@ async fn password_grant(
             },
         )
         .await?;
-    let totp: Vec<serde_json::Value> = factors
+    let totp: Vec<String> = factors
         .data
         .iter()
         .filter(|f| f.r#type == "totp")
-        .map(|f| json!({ "id": f.id, "type": f.r#type }))
+        .map(|f| f.id.clone())
         .collect();
     let mfa_required = state
         .store
         .find_environment()
         .await?
         .is_some_and(|e| e.mfa_required);
-    if !totp.is_empty() || mfa_required {
-        let pending = token::random_base62(32);
-        state
-            .store
-            .insert_pending_token(
-                &token::hash(&pending),
-                &user.id,
-                now.millis(),
-                now.plus_millis(state.config.pending_token_ttl_ms).millis(),
-            )
-            .await?;
-        let body = if totp.is_empty() {
-            json!({
-                "code": "mfa_enrollment",
-                "message": "The user must enroll in MFA to finish authenticating.",
-                "pending_authentication_token": pending,
-                "user": UserView::from(&user),
-            })
-        } else {
-            json!({
-                "code": "mfa_challenge",
-                "message": "The user must complete an MFA challenge to finish authenticating.",
-                "pending_authentication_token": pending,
-                "authentication_factors": totp,
-                "user": UserView::from(&user),
-            })
-        };
-        return Err(Error::AuthenticationFlow(body));
-    }
-    start_session(state, &user, meta, None).await
+    let step = if !totp.is_empty() {
+        PasswordStep::Challenge(totp)
+    } else if mfa_required {
+        PasswordStep::Enrol
+    } else {
+        PasswordStep::Done
+    };
+    Ok((user, step))
 }
 
 async fn totp_grant(
@@ -319,6 +356,20 @@ async fn totp_grant(
         &req.authentication_challenge_id,
         "authentication_challenge_id",
     )?;
+    let user = complete_totp(state, pending, challenge_id, code, meta).await?;
+    start_session(state, &user, meta, None).await
+}
+
+/// The MFA step of every sign-in (the API's TOTP grant and the hosted code page): the code is
+/// checked by the same verification transaction as `POST /auth/challenges/:id/verify`, then
+/// the pending token is used up. Answers the signed-in user.
+pub async fn complete_totp(
+    state: &AppState,
+    pending: &str,
+    challenge_id: &str,
+    code: &str,
+    meta: &RequestMeta,
+) -> Result<UserRow, Error> {
     let now = state.now();
     let pending_hash = token::hash(pending);
     let bad_pending = || {
@@ -383,8 +434,7 @@ async fn totp_grant(
     {
         return Err(bad_pending());
     }
-    let user = state.store.get_user(&user_id).await?;
-    start_session(state, &user, meta, None).await
+    state.store.get_user(&user_id).await
 }
 
 /// Creates a session (with its limits and where it came from) and its tokens. Every sign-in

@@ -12,6 +12,7 @@ pub mod assets;
 pub mod cookie;
 pub mod csrf;
 pub mod form;
+pub mod hosted;
 pub mod page;
 pub mod security;
 
@@ -21,7 +22,12 @@ use crate::AppState;
 
 /// Every page and static file, wrapped in the web layers.
 pub fn router(state: &AppState) -> Router<AppState> {
-    with_web_layers(Router::new().merge(assets::router()), state)
+    with_web_layers(
+        Router::new()
+            .merge(assets::router())
+            .merge(hosted::router()),
+        state,
+    )
 }
 
 /// Wraps page routes in the CSRF-cookie and security-header layers (every page route must

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod hosted;
 mod hostile;
 
 mod authkit;
