@@ -26,7 +26,7 @@ import time
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -155,7 +155,11 @@ class Browser:
         service = Service(executable_path=os.environ.get("TESSERA_CHROMEDRIVER", "/usr/bin/chromedriver"))
         self.driver = webdriver.Chrome(options=opts, service=service)
         self.driver.set_page_load_timeout(30)
-        self.wait = WebDriverWait(self.driver, WAIT_SECONDS)
+        # A page that replaces itself while a condition reads it (a refresh, a redirect)
+        # leaves stale elements behind: the wait reads again instead of failing.
+        self.wait = WebDriverWait(
+            self.driver, WAIT_SECONDS, ignored_exceptions=(StaleElementReferenceException,)
+        )
 
     def fresh(self):
         """Forgets cookies (a new visitor) and restores the desktop size."""
