@@ -23,6 +23,7 @@ on_both_backends!(
     a_signed_in_browser_gets_a_code_at_once_unless_prompt_is_login,
     logout_ends_both_sessions_and_returns_only_to_allowed_urls,
     sign_up_is_off_by_default_and_creates_users_when_on,
+    parallel_submissions_of_one_enrolment_make_one_factor,
 );
 
 /// A browser without JavaScript: keeps cookies, follows nothing by itself.
@@ -804,4 +805,51 @@ async fn sign_up_is_off_by_default_and_creates_users_when_on(app: TestApp) {
         (s, v["user"]["email"].clone()),
         (StatusCode::OK, json!("new@example.com"))
     );
+}
+
+async fn parallel_submissions_of_one_enrolment_make_one_factor(app: TestApp) {
+    allow_callback(&app).await;
+    app.state.store.set_mfa_required(true).await.unwrap();
+    let uid = app.create_user("twice@example.com").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = std::sync::Arc::new(Browser::new(&app));
+    let p = b.get(&authorize_path(&app, &[])).await;
+    let enrol = b
+        .sign_in(&p, "twice@example.com", "correct horse battery")
+        .await;
+    let start = enrol.html.find("id=\"totp-secret\"").unwrap();
+    let start = enrol.html[start..].find('>').unwrap() + start + 1;
+    let end = enrol.html[start..].find('<').unwrap() + start;
+    let secret: String = enrol.html[start..end]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let form: Vec<(String, String)> = ["csrf", "authz", "pending", "sealed"]
+        .iter()
+        .map(|n| (n.to_string(), enrol.field(n)))
+        .chain([("code".to_owned(), app.totp_code(&secret, 0))])
+        .collect();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (b, form) = (b.clone(), form.clone());
+            tokio::spawn(async move {
+                let f: Vec<(&str, &str)> =
+                    form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                b.post("/user_management/authorize/enroll", &f).await.status
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap() == StatusCode::OK {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1, "one submission enrols");
+    let (_, factors) = app
+        .get(&format!("/user_management/users/{uid}/auth_factors"))
+        .await;
+    assert_eq!(factors["data"].as_array().unwrap().len(), 1, "{factors}");
 }
