@@ -215,6 +215,14 @@ class Browser:
         d.set_window_size(w, 900)
         height = d.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
         d.set_window_size(w, min(max(int(height), 600), 4000))
+        # The window's height includes the browser's own frame: grow it by what the page
+        # still lacks, so the bottom of a long page is in the picture too.
+        short = d.execute_script(
+            "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight) - window.innerHeight"
+        )
+        if short > 0:
+            size = d.get_window_size()
+            d.set_window_size(w, min(size["height"] + int(short), 4000))
         path = os.path.join(self.screenshot_dir, name + ".png")
         d.save_screenshot(path)
         d.set_window_size(1280, 900)
