@@ -26,7 +26,7 @@ import time
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -155,11 +155,8 @@ class Browser:
         service = Service(executable_path=os.environ.get("TESSERA_CHROMEDRIVER", "/usr/bin/chromedriver"))
         self.driver = webdriver.Chrome(options=opts, service=service)
         self.driver.set_page_load_timeout(30)
-        # A page that replaces itself while a condition reads it (a refresh, a redirect)
-        # leaves stale elements behind: the wait reads again instead of failing.
-        self.wait = WebDriverWait(
-            self.driver, WAIT_SECONDS, ignored_exceptions=(StaleElementReferenceException,)
-        )
+        # A page replaced mid-check leaves stale elements: check again rather than fail.
+        self.wait = WebDriverWait(self.driver, WAIT_SECONDS, ignored_exceptions=[StaleElementReferenceException])
 
     def fresh(self):
         """Forgets cookies (a new visitor) and restores the desktop size."""
@@ -200,7 +197,20 @@ class Browser:
         return self.driver.find_element(By.XPATH, "//button[normalize-space()=%s]" % xpath_literal(text))
 
     def press(self, text):
+        """Clicks a button that submits a form, and waits until the next page has replaced
+        this one (so the following checks never read the old page)."""
+        old = self.driver.find_element(By.TAG_NAME, "html")
         self.button(text).click()
+
+        def replaced(_):
+            try:
+                old.tag_name
+                return False
+            except WebDriverException:
+                # Stale, or (Chromium) "node does not belong to the document": replaced.
+                return True
+
+        self.wait.until(replaced)
 
     def link(self, text):
         return self.driver.find_element(By.XPATH, "//a[normalize-space()=%s]" % xpath_literal(text))
@@ -214,15 +224,8 @@ class Browser:
         w = width or 1280
         d.set_window_size(w, 900)
         height = d.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
-        d.set_window_size(w, min(max(int(height), 600), 4000))
-        # The window's height includes the browser's own frame: grow it by what the page
-        # still lacks, so the bottom of a long page is in the picture too.
-        short = d.execute_script(
-            "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight) - window.innerHeight"
-        )
-        if short > 0:
-            size = d.get_window_size()
-            d.set_window_size(w, min(size["height"] + int(short), 4000))
+        # The window's height includes what the browser draws around the page.
+        d.set_window_size(w, min(max(int(height) + 140, 600), 4000))
         path = os.path.join(self.screenshot_dir, name + ".png")
         d.save_screenshot(path)
         d.set_window_size(1280, 900)
