@@ -218,9 +218,12 @@ class Browser:
     def by_label_text(self, aria_label):
         return self.driver.find_element(By.XPATH, "//*[@aria-label=%s]" % xpath_literal(aria_label))
 
-    def screenshot(self, name, width=None):
-        """Saves the whole page as `<name>.png` (at `width` CSS pixels when given)."""
+    def screenshot(self, name, width=None, dark=False):
+        """Saves the whole page as `<name>.png` (at `width` CSS pixels when given; with
+        `prefers-color-scheme: dark` when `dark`)."""
         d = self.driver
+        if dark:
+            d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
         w = width or 1280
         d.set_window_size(w, 900)
         height = d.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
@@ -229,6 +232,8 @@ class Browser:
         path = os.path.join(self.screenshot_dir, name + ".png")
         d.save_screenshot(path)
         d.set_window_size(1280, 900)
+        if dark:
+            d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
         return path
 
     def close(self):
