@@ -4,7 +4,9 @@
 # a second run with unchanged pins does nothing.
 #
 #   Python  workos==5.46.0           -> .sdk/python-v5/        (pip --target)
+#   Python  pyflakes==4.1.0          -> .sdk/pyflakes/         (lints the README's Python)
 #   Node    @workos-inc/node@8.13.0  -> tests/sdk/node/node_modules (npm ci)
+# and, when missing and apt-get may run, the README test's tools jq and oathtool.
 #
 # Usage: scripts/install-sdks.sh [--force]
 set -euo pipefail
@@ -77,6 +79,54 @@ PY
   log "python: done"
 }
 
+# ---------------------------------------------------------------- pyflakes
+# The README test (crates/server/tests/api/readme.rs) checks the README's Python blocks for
+# undefined names with it.
+PYFLAKES_VERSION="4.1.0"
+PYFLAKES_TARGET="$SDK_DIR/pyflakes"
+PYFLAKES_STAMP="$PYFLAKES_TARGET/.tessera-installed"
+install_pyflakes() {
+  local python="${PYTHON:-python3}"
+  local want="pyflakes==$PYFLAKES_VERSION"
+  if [[ $FORCE -eq 0 && -f "$PYFLAKES_STAMP" && "$(cat "$PYFLAKES_STAMP")" == "$want" ]]; then
+    log "python: pyflakes $PYFLAKES_VERSION already installed in ${PYFLAKES_TARGET#"$ROOT"/}"
+    return 0
+  fi
+  log "python: installing pyflakes==$PYFLAKES_VERSION into ${PYFLAKES_TARGET#"$ROOT"/}"
+  rm -rf "$PYFLAKES_TARGET"
+  mkdir -p "$PYFLAKES_TARGET"
+  PIP_ROOT_USER_ACTION=ignore "$python" -m pip install --quiet --disable-pip-version-check \
+    --no-warn-script-location --target "$PYFLAKES_TARGET" "pyflakes==$PYFLAKES_VERSION"
+  PYTHONPATH="$PYFLAKES_TARGET" "$python" -m pyflakes --version >/dev/null
+  printf '%s' "$want" >"$PYFLAKES_STAMP"
+}
+
+# ---------------------------------------------------------------- README tools
+# jq and oathtool (Debian packages) are called by the README's quick start, which the README
+# test runs. Installed only when missing, and only where apt-get can run (root or sudo).
+install_readme_tools() {
+  local missing=()
+  command -v jq >/dev/null 2>&1 || missing+=(jq)
+  command -v oathtool >/dev/null 2>&1 || missing+=(oathtool)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    log "tools: jq, oathtool and curl present"
+    return 0
+  fi
+  local sudo=""
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      sudo="sudo -n"
+    else
+      log "ERROR: ${missing[*]} missing; install them (apt-get install ${missing[*]})"
+      return 1
+    fi
+  fi
+  log "tools: installing ${missing[*]} with apt-get"
+  $sudo apt-get install -y --no-install-recommends "${missing[@]}" >&2 \
+    || { $sudo apt-get update >&2 && $sudo apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
+}
+
 # ---------------------------------------------------------------- node
 install_node() {
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
@@ -113,4 +163,6 @@ install_node() {
 }
 
 install_python
+install_pyflakes
+install_readme_tools
 install_node

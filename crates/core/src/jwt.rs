@@ -89,7 +89,10 @@ impl SigningKey {
 /// The claims of a Tessera access token.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct AccessClaims {
+    /// The issuer: the server's public URL unless configured otherwise.
     pub iss: String,
+    /// The audience: the environment's client id, the one party the token is for.
+    pub aud: String,
     /// The user id.
     pub sub: String,
     /// The session id.
@@ -107,7 +110,8 @@ mod tests {
     fn a_token_verifies_with_the_public_jwk_and_fails_when_tampered() {
         let k = SigningKey::generate("kid1".into()).unwrap();
         let claims = AccessClaims {
-            iss: "tessera".into(),
+            iss: "https://auth.example.com".into(),
+            aud: "client_1".into(),
             sub: "user_1".into(),
             sid: "session_1".into(),
             iat: 1,

@@ -86,6 +86,107 @@ fn hash_with_salt(
     Ok(phc.to_string())
 }
 
+/// The most an imported Argon2 hash may cost: 256 MiB of memory (`m`, in KiB), 10 passes
+/// (`t`), 8 lanes (`p`). Every sign-in of the account pays this cost on a hashing permit, so
+/// without a bound one imported hash (`t = 2^32 - 1`) could take the server's password work
+/// hostage. The range covers every common recommendation (OWASP's 19–46 MiB, RFC 9106's
+/// 64 MiB–2 GiB first choice excepted: 2 GiB per sign-in is not what a shared server can
+/// pay), and a hash imported within it is replaced by one with [`hash`]'s parameters at the
+/// account's next successful sign-in.
+pub const MAX_IMPORT_MEMORY_KIB: u32 = 256 * 1024;
+pub const MAX_IMPORT_PASSES: u32 = 10;
+pub const MAX_IMPORT_LANES: u32 = 8;
+
+/// Why an Argon2 PHC string cannot be imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportProblem {
+    /// Not an Argon2 PHC string with a salt and an output.
+    Malformed,
+    /// Its `m`, `t` or `p` is outside the documented range (the message says which).
+    CostOutOfRange(String),
+}
+
+/// Checks a PHC string offered for import (`None`: it can be stored as it is).
+pub fn import_problem(phc: &str) -> Option<ImportProblem> {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return Some(ImportProblem::Malformed);
+    };
+    let Ok(params) = argon2_params(&parsed) else {
+        return Some(ImportProblem::Malformed);
+    };
+    cost_problem(&params).map(ImportProblem::CostOutOfRange)
+}
+
+/// Algorithm, version and parameters of an Argon2 PHC string with salt and output.
+fn argon2_params(
+    parsed: &PasswordHash<'_>,
+) -> Result<(Algorithm, Version, Params), argon2::password_hash::Error> {
+    if parsed.salt.is_none() || parsed.hash.is_none() {
+        return Err(argon2::password_hash::Error::PhcStringField);
+    }
+    let algorithm = Algorithm::try_from(parsed.algorithm)?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    Ok((algorithm, version, Params::try_from(parsed)?))
+}
+
+fn cost_problem((_, _, params): &(Algorithm, Version, Params)) -> Option<String> {
+    if params.m_cost() > MAX_IMPORT_MEMORY_KIB {
+        Some(format!(
+            "password_hash memory (m) must be at most {MAX_IMPORT_MEMORY_KIB} KiB."
+        ))
+    } else if params.t_cost() > MAX_IMPORT_PASSES {
+        Some(format!(
+            "password_hash passes (t) must be at most {MAX_IMPORT_PASSES}."
+        ))
+    } else if params.p_cost() > MAX_IMPORT_LANES {
+        Some(format!(
+            "password_hash lanes (p) must be at most {MAX_IMPORT_LANES}."
+        ))
+    } else {
+        None
+    }
+}
+
+/// True when a stored hash was made with other parameters than [`hash`] uses now (an
+/// imported hash, or one from before a change of parameters): it should be replaced at the
+/// next successful sign-in.
+pub fn needs_rehash(phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let Ok((algorithm, version, params)) = argon2_params(&parsed) else {
+        return false;
+    };
+    let current = Params::DEFAULT;
+    !(algorithm == Algorithm::Argon2id
+        && version == Version::V0x13
+        && params.m_cost() == current.m_cost()
+        && params.t_cost() == current.t_cost()
+        && params.p_cost() == current.p_cost()
+        && parsed.hash.map(|h| h.len()) == Some(Params::DEFAULT_OUTPUT_LEN)
+        && params.keyid().is_empty()
+        && params.data().is_empty())
+}
+
+/// [`verify_with`], and when the password is right but the stored hash has other
+/// parameters than [`hash`] uses now, a new hash of it to store in its place.
+pub fn verify_and_rehash_with(
+    pool: &BlockPool,
+    password: &str,
+    stored: Option<&str>,
+) -> (bool, Option<String>) {
+    let ok = verify_with(pool, password, stored);
+    let rehash = match stored {
+        Some(s) if ok && needs_rehash(s) => hash_with(pool, password).ok(),
+        _ => None,
+    };
+    (ok, rehash)
+}
+
 /// Verifies `password` against a stored PHC string. `None` (a user without a password, or an
 /// unknown user) is checked against a fixed dummy hash so that the time taken does not reveal
 /// whether the account exists; the answer is then always `false`. Working memory comes from
@@ -106,6 +207,15 @@ pub fn verify_with(pool: &BlockPool, password: &str, stored: Option<&str>) -> bo
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
+    // A stored hash above the import bounds (imported before they existed) is never
+    // computed: it would hold a hashing permit for as long as its parameters say. The dummy
+    // hash is checked instead, so the answer takes the usual time and is `false`.
+    if argon2_params(&parsed).is_ok_and(|p| cost_problem(&p).is_some()) {
+        if let Ok(d) = PasswordHash::new(dummy) {
+            let _ = matches(pool, password.as_bytes(), &d);
+        }
+        return false;
+    }
     let ok = matches(pool, password.as_bytes(), &parsed).unwrap_or(false);
     ok && real
 }
@@ -232,6 +342,13 @@ impl BlockPool {
         self.lock().peak
     }
 
+    /// Borrows one buffer until the returned lease is dropped, waiting while all are in use.
+    /// Every hash needs one, so holding all of them pauses password work: a test uses this
+    /// to stop a hash at a known point.
+    pub fn lease(&self) -> Lease<'_> {
+        self.take()
+    }
+
     fn lock(&self) -> MutexGuard<'_, PoolState> {
         // The lock is never held across anything that can panic; recover rather than fail.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -290,7 +407,7 @@ impl BlockPool {
 }
 
 /// A buffer on loan from a [`BlockPool`], returned on drop (also if the hash panics).
-struct Lease<'a> {
+pub struct Lease<'a> {
     pool: &'a BlockPool,
     buf: Vec<Block>,
 }
@@ -402,6 +519,81 @@ mod tests {
         hash_with(&pool, "back to normal").unwrap();
         assert_eq!((pool.allocated(), pool.idle()), (1, 1));
         assert_eq!(pool.lock().idle[0].len(), standard);
+    }
+
+    #[test]
+    fn imports_are_bounded_in_memory_passes_and_lanes() {
+        let phc = |params: &str| {
+            format!("$argon2id$v=19${params}$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g")
+        };
+        for ok in ["m=19456,t=2,p=1", "m=262144,t=10,p=8", "m=64,t=1,p=1"] {
+            assert_eq!(import_problem(&phc(ok)), None, "{ok}");
+        }
+        for costly in [
+            "m=4294967295,t=2,p=1",
+            "m=262145,t=2,p=1",
+            "m=19456,t=11,p=1",
+            "m=19456,t=4294967295,p=1",
+            "m=65536,t=2,p=9",
+        ] {
+            assert!(
+                matches!(
+                    import_problem(&phc(costly)),
+                    Some(ImportProblem::CostOutOfRange(_))
+                ),
+                "{costly}"
+            );
+        }
+        for bad in [
+            "",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ",
+            "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+            "$argon2id$v=19$m=1,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+        ] {
+            assert_eq!(import_problem(bad), Some(ImportProblem::Malformed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_stored_hash_above_the_bounds_is_never_computed() {
+        // t = 2^32 - 1 would take days; the check answers false at once.
+        let costly = "$argon2id$v=19$m=19456,t=4294967295,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+        assert!(!verify("anything", Some(costly)));
+    }
+
+    #[test]
+    fn only_hashes_with_other_parameters_need_a_rehash_and_get_one_when_right() {
+        let pool = BlockPool::new(1);
+        let current = hash_with(&pool, "current parameters").unwrap();
+        assert!(!needs_rehash(&current));
+        assert_eq!(
+            verify_and_rehash_with(&pool, "current parameters", Some(&current)),
+            (true, None)
+        );
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let old = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(4096, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"old parameters", &salt)
+        .unwrap()
+        .to_string();
+        assert!(needs_rehash(&old));
+        assert_eq!(
+            verify_and_rehash_with(&pool, "wrong password", Some(&old)),
+            (false, None)
+        );
+        let (ok, new) = verify_and_rehash_with(&pool, "old parameters", Some(&old));
+        assert!(ok);
+        let new = new.unwrap();
+        assert!(new.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{new}");
+        assert!(verify_with(&pool, "old parameters", Some(&new)));
+        assert_eq!(
+            verify_and_rehash_with(&pool, "x", None),
+            (false, None),
+            "unknown users are never rehashed"
+        );
     }
 
     #[test]

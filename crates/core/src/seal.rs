@@ -108,6 +108,14 @@ impl KeyRing {
         self.current.id()
     }
 
+    /// The ids of every key in the ring, current first (public: hash prefixes).
+    pub fn key_ids(&self) -> Vec<&str> {
+        std::iter::once(&self.current)
+            .chain(self.old.iter())
+            .map(MasterKey::id)
+            .collect()
+    }
+
     fn aad(purpose: &str, row_id: &str) -> Vec<u8> {
         let mut v = Vec::with_capacity(purpose.len() + row_id.len() + 1);
         v.extend_from_slice(purpose.as_bytes());
@@ -169,6 +177,76 @@ impl KeyRing {
             any |= subtle::ConstantTimeEq::ct_eq(m.as_slice(), stored);
         }
         bool::from(any)
+    }
+
+    /// Seals `plaintext` for a row under a key derived from the current master key *and*
+    /// `secret`, a value the database does not hold (the client's own token, of which only
+    /// a hash is stored). Opening needs both: a copy of the database, even with the master
+    /// key, opens nothing without the secret.
+    pub fn seal_with_secret(
+        &self,
+        purpose: &str,
+        row_id: &str,
+        secret: &[u8],
+        plaintext: &[u8],
+    ) -> Sealed {
+        use rand::RngCore;
+        let cipher = Self::secret_cipher(&self.current, purpose, row_id, secret);
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let aad = Self::aad(purpose, row_id);
+        let ct = cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .expect("AES-GCM encryption of a short message cannot fail");
+        let mut blob = Vec::with_capacity(NONCE_LEN + ct.len());
+        blob.extend_from_slice(&nonce);
+        blob.extend_from_slice(&ct);
+        Sealed {
+            key_id: self.current.id.clone(),
+            blob,
+        }
+    }
+
+    /// Opens what [`KeyRing::seal_with_secret`] sealed, with any key of the ring.
+    pub fn open_with_secret(
+        &self,
+        purpose: &str,
+        row_id: &str,
+        secret: &[u8],
+        sealed: &Sealed,
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        let key = std::iter::once(&self.current)
+            .chain(self.old.iter())
+            .find(|k| k.id == sealed.key_id)
+            .ok_or_else(|| SealError::UnknownKey(sealed.key_id.clone()))?;
+        if sealed.blob.len() < NONCE_LEN {
+            return Err(SealError::Corrupt);
+        }
+        let (nonce, ct) = sealed.blob.split_at(NONCE_LEN);
+        let aad = Self::aad(purpose, row_id);
+        Self::secret_cipher(key, purpose, row_id, secret)
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
+            .map(Zeroizing::new)
+            .map_err(|_| SealError::Corrupt)
+    }
+
+    /// AES-256-GCM keyed by HMAC-SHA256(master MAC key, purpose, row, secret): a PRF of the
+    /// secret under the master key, in its own purpose namespace so it is never equal to a
+    /// one-time-code MAC.
+    fn secret_cipher(key: &MasterKey, purpose: &str, row_id: &str, secret: &[u8]) -> Aes256Gcm {
+        let derived = Zeroizing::new(Self::mac_with(
+            key,
+            &format!("sealing key:{purpose}"),
+            row_id,
+            secret,
+        ));
+        Aes256Gcm::new_from_slice(&derived).expect("an HMAC-SHA256 output is a 32-byte key")
     }
 
     /// Opens a value sealed by any key of the ring for the same purpose and row.
@@ -237,6 +315,44 @@ mod tests {
             vec![MasterKey::from_base64(&old_b64).unwrap()],
         );
         assert!(after.mac_matches("otp", "c", b"1", &m));
+    }
+
+    #[test]
+    fn a_value_sealed_with_a_secret_needs_the_secret_and_the_master_key() {
+        let (k, b64) = MasterKey::generate();
+        let r = KeyRing::new(k, vec![]);
+        let s = r.seal_with_secret("grace", "row", b"client token", b"the pair");
+        assert_eq!(
+            &*r.open_with_secret("grace", "row", b"client token", &s)
+                .unwrap(),
+            b"the pair"
+        );
+        assert_eq!(
+            r.open_with_secret("grace", "row", b"another token", &s),
+            Err(SealError::Corrupt)
+        );
+        assert_eq!(
+            r.open_with_secret("grace", "row2", b"client token", &s),
+            Err(SealError::Corrupt)
+        );
+        assert!(
+            r.open("grace", "row", &s).is_err(),
+            "the master key alone opens nothing"
+        );
+        let other = KeyRing::new(MasterKey::generate().0, vec![]);
+        assert!(other
+            .open_with_secret("grace", "row", b"client token", &s)
+            .is_err());
+        let rotated = KeyRing::new(
+            MasterKey::generate().0,
+            vec![MasterKey::from_base64(&b64).unwrap()],
+        );
+        assert_eq!(
+            &*rotated
+                .open_with_secret("grace", "row", b"client token", &s)
+                .unwrap(),
+            b"the pair"
+        );
     }
 
     #[test]

@@ -10,6 +10,9 @@ pub const MAX_TEXT: usize = 256;
 pub const MAX_EMAIL: usize = 254;
 pub const MAX_EXTERNAL_ID: usize = 128;
 pub const MAX_URL: usize = 2048;
+/// User agents are stored with events: real ones are a few hundred bytes at most, so a
+/// longer one is cut (on a character boundary) rather than refused or stored whole.
+pub const MAX_USER_AGENT: usize = 512;
 
 /// Normalises and checks an email address: trimmed, lower-cased, one `@` with non-empty
 /// local part and a domain containing a dot, no spaces or control characters.
@@ -82,6 +85,64 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<(), FieldEr
     text(field, value, max)
 }
 
+/// An absolute `http` or `https` URL with a host, at most `max` characters, no whitespace
+/// or control characters. Any other scheme (`javascript:`, `data:`, `ftp:`) is refused: such
+/// URLs end up in `href`/`src` attributes of apps and pages.
+pub fn http_url(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
+    text(field, value, max)?;
+    let invalid = || {
+        FieldError::new(
+            field,
+            "invalid_url",
+            format!("{field} must be an absolute http or https URL."),
+        )
+    };
+    if value.chars().any(char::is_whitespace) {
+        return Err(invalid());
+    }
+    let url = url::Url::parse(value).map_err(|_| invalid())?;
+    let has_host = url.host_str().is_some_and(|h| !h.is_empty());
+    if matches!(url.scheme(), "http" | "https") && has_host {
+        Ok(())
+    } else {
+        Err(invalid())
+    }
+}
+
+/// An IPv4 or IPv6 address, returned in its canonical text form (so one address is always
+/// one throttle key and one spelling in events). Anything else is refused: a list such as
+/// a raw `X-Forwarded-For` value, a host name, or a port.
+pub fn ip_address(field: &str, value: &str) -> Result<String, FieldError> {
+    // The longest IPv6 text form is 45 characters; anything longer is not parsed at all.
+    let parsed = (value.len() <= 64)
+        .then(|| value.trim().parse::<std::net::IpAddr>().ok())
+        .flatten();
+    parsed.map(|ip| ip.to_string()).ok_or_else(|| {
+        FieldError::new(
+            field,
+            "invalid_ip_address",
+            format!("{field} must be an IPv4 or IPv6 address."),
+        )
+    })
+}
+
+/// A user agent cut to [`MAX_USER_AGENT`] bytes, at a character boundary.
+pub fn user_agent(value: &str) -> String {
+    truncate(value, MAX_USER_AGENT).to_owned()
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Collects the errors of several checks so one 422 lists every bad field at once.
 #[derive(Debug, Default)]
 pub struct Problems(Vec<FieldError>);
@@ -140,6 +201,67 @@ mod tests {
             email("email", "").unwrap_err().code,
             "email_string_required"
         );
+    }
+
+    #[test]
+    fn only_absolute_http_and_https_urls_are_accepted() {
+        for good in [
+            "https://cdn.example.com/a.png?s=64",
+            "http://example.com",
+            "HTTPS://EXAMPLE.COM/x",
+        ] {
+            assert!(http_url("u", good, MAX_URL).is_ok(), "{good}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "JaVaScRiPt:alert(1)",
+            "data:text/html,x",
+            "ftp://example.com/",
+            "https://",
+            "//example.com/a.png",
+            "/relative.png",
+            "https://exa mple.com/",
+            "https://example.com/\u{0}",
+        ] {
+            let e = http_url("profile_picture_url", bad, MAX_URL).unwrap_err();
+            assert_eq!(e.field, "profile_picture_url", "{bad}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL));
+        assert_eq!(
+            http_url("u", &long, MAX_URL).unwrap_err().code,
+            "string_too_long"
+        );
+    }
+
+    #[test]
+    fn ip_addresses_are_parsed_and_canonical() {
+        assert_eq!(ip_address("ip", "203.0.113.7").unwrap(), "203.0.113.7");
+        assert_eq!(ip_address("ip", "2001:DB8:0:0::1").unwrap(), "2001:db8::1");
+        for bad in [
+            "",
+            "localhost",
+            "10.0.0.1, 10.0.0.2",
+            "10.0.0.1:80",
+            "999.1.1.1",
+            &"1".repeat(50_000),
+        ] {
+            assert_eq!(
+                ip_address("ip_address", bad).unwrap_err().field,
+                "ip_address"
+            );
+        }
+    }
+
+    #[test]
+    fn user_agents_are_cut_on_a_character_boundary() {
+        assert_eq!(user_agent("curl/8.5"), "curl/8.5");
+        let ua = "é".repeat(1000); // two bytes each
+        let cut = user_agent(&ua);
+        assert_eq!(cut.len(), MAX_USER_AGENT);
+        let odd = format!("x{ua}"); // the 512th byte is the middle of a character
+        let cut = user_agent(&odd);
+        assert_eq!(cut.len(), MAX_USER_AGENT - 1);
+        assert!(odd.starts_with(cut.as_str()));
     }
 
     #[test]

@@ -1,12 +1,16 @@
-//! The command line: `tessera [serve]`, `tessera api-keys ...`, `tessera client-id`.
-//! Secrets go to stdout alone on their line (scriptable); everything else goes to the log
-//! on stderr.
+//! The command line: `tessera [serve] [FLAGS]`, `tessera init`, `tessera api-keys ...`,
+//! `tessera client-id`, `tessera settings ...`, `tessera signing-keys ...`.
+//! Secrets and ids go to stdout alone on their line (scriptable); everything else goes to
+//! stderr. Only `serve` and `init` create a database (and its key file, in the same step);
+//! every other command refuses a missing one, and each command that changes state says on
+//! stderr which database it changed.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+
 use tessera_core::{Clock, SystemClock};
 use tessera_store::DatabaseUrl;
 
@@ -16,10 +20,11 @@ use crate::{Application, Config};
 #[command(
     name = "tessera",
     version,
-    about = "Self-hosted MFA and user sign-in server speaking the WorkOS API"
+    about = "Self-hosted MFA and user sign-in server speaking the WorkOS API",
+    long_about = "Self-hosted MFA and user sign-in server speaking the WorkOS API.\n\nWithout a command, `tessera [FLAGS]` is `tessera serve [FLAGS]`: it takes the same flags."
 )]
 struct Cli {
-    /// Database: a SQLite file path (default, created on first start) or postgres://...
+    /// Database: a SQLite file path (default; `serve` and `init` create it) or postgres://...
     #[arg(
         long,
         global = true,
@@ -27,16 +32,22 @@ struct Cli {
         default_value = "tessera.db"
     )]
     database_url: String,
+    /// The flags of `serve`, for `tessera` without a command.
+    #[command(flatten)]
+    serve: ServeArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
-// Parsed once at start-up: the size of the `serve` variant does not matter.
+// Parsed once at start: the size of the serve variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the HTTP API (the default).
+    /// Run the HTTP API (the default): creates the database and its key file on first start.
     Serve(ServeArgs),
+    /// Create the database (and, for SQLite without TESSERA_MASTER_KEY, its key file) without
+    /// serving, and print the client id. Does nothing to a database that exists.
+    Init,
     /// Manage API keys (`sk_...`).
     #[command(subcommand, name = "api-keys")]
     ApiKeys(ApiKeysCommand),
@@ -67,34 +78,38 @@ enum RedirectUrisCommand {
     Remove { uri: String },
 }
 
+/// Runs a `redirect-uris` command; `Ok(true)` when it changed the database.
 async fn redirect_uris(
     store: &tessera_store::Store,
     clock: &dyn Clock,
     cmd: RedirectUrisCommand,
-) -> anyhow::Result<()> {
-    match cmd {
+) -> anyhow::Result<bool> {
+    Ok(match cmd {
         RedirectUrisCommand::Add { uri } => {
             tessera_core::authkit::check_redirect_entry(&uri)
                 .map_err(|e| anyhow::anyhow!("cannot allow '{uri}': {e}"))?;
-            if store.add_redirect_uri(&uri, clock.now().millis()).await? {
+            let added = store.add_redirect_uri(&uri, clock.now().millis()).await?;
+            if added {
                 println!("added {uri}");
             } else {
                 println!("already allowed: {uri}");
             }
+            added
         }
         RedirectUrisCommand::List => {
             for uri in store.list_redirect_uris().await? {
                 println!("{uri}");
             }
+            false
         }
         RedirectUrisCommand::Remove { uri } => {
             if !store.remove_redirect_uri(&uri).await? {
                 anyhow::bail!("'{uri}' is not on the allow-list");
             }
             println!("removed {uri}");
+            true
         }
-    }
-    Ok(())
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,10 +140,6 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The URL clients and browsers use to reach this server (default `http://` + the listen
-    /// address); `https://` makes the dashboard's cookies `Secure`.
-    #[arg(long, env = "TESSERA_PUBLIC_URL")]
-    public_url: Option<String>,
     /// Default TOTP issuer shown in authenticator apps.
     #[arg(long, env = "TESSERA_ENVIRONMENT_NAME", default_value = "Tessera")]
     environment_name: String,
@@ -141,24 +152,36 @@ struct ServeArgs {
     /// TOTP steps accepted either side of the current one.
     #[arg(long, env = "TESSERA_TOTP_WINDOW", default_value_t = 1)]
     totp_window: u32,
-    /// Where SMS codes go: log (development), webhook, twilio.
+    /// Where SMS codes go: log (written to the log, codes included: development only),
+    /// webhook, twilio.
     #[arg(long, env = "TESSERA_SMS_PROVIDER", default_value = "log")]
     sms_provider: String,
+    /// webhook: the URL that receives each message as signed JSON (required; the signing
+    /// key comes from TESSERA_SMS_WEBHOOK_SECRET).
     #[arg(long, env = "TESSERA_SMS_WEBHOOK_URL")]
     sms_webhook_url: Option<String>,
+    /// twilio: the account SID (required; the auth token comes from
+    /// TESSERA_TWILIO_AUTH_TOKEN).
     #[arg(long, env = "TESSERA_TWILIO_ACCOUNT_SID")]
     twilio_account_sid: Option<String>,
+    /// twilio: the sending phone number (required).
     #[arg(long, env = "TESSERA_TWILIO_FROM")]
     twilio_from: Option<String>,
+    /// twilio: the API host (change it only for a test double).
     #[arg(
         long,
         env = "TESSERA_TWILIO_BASE_URL",
         default_value = "https://api.twilio.com"
     )]
     twilio_base_url: String,
-    /// `iss` claim of access tokens.
-    #[arg(long, env = "TESSERA_ISSUER", default_value = "tessera")]
-    issuer: String,
+    /// The URL clients reach this server at, e.g. https://auth.example.com (default:
+    /// http:// + the listen address). Access tokens carry it as `iss`; `https://` makes the
+    /// hosted pages' cookies `Secure`.
+    #[arg(long, env = "TESSERA_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// `iss` claim of access tokens, when it must differ from the public URL.
+    #[arg(long, env = "TESSERA_ISSUER")]
+    issuer: Option<String>,
     /// Access-token lifetime in seconds.
     #[arg(long, env = "TESSERA_ACCESS_TOKEN_TTL_SECONDS", default_value_t = 300)]
     access_token_ttl_seconds: i64,
@@ -172,6 +195,23 @@ struct ServeArgs {
     /// Sessions end when not refreshed for this long.
     #[arg(long, env = "TESSERA_SESSION_INACTIVITY_TIMEOUT", default_value = "7d", value_parser = crate::config::parse_duration_ms)]
     session_inactivity_timeout: i64,
+    /// Seconds during which a refresh token presented again by the same client gets the
+    /// same answer instead of revoking the session (a retry); 0: off.
+    #[arg(
+        long,
+        env = "TESSERA_REFRESH_TOKEN_REUSE_GRACE_SECONDS",
+        default_value_t = 10
+    )]
+    refresh_token_reuse_grace_seconds: i64,
+    /// Seconds a connection with no request in flight stays open (HTTP/1 and HTTP/2).
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT_SECONDS", default_value_t = 60)]
+    idle_timeout_seconds: u64,
+    /// Open client connections at most; past it new ones are closed at once.
+    #[arg(long, env = "TESSERA_MAX_OPEN_CONNECTIONS", default_value_t = 4096)]
+    max_open_connections: usize,
+    /// Days events are kept before the maintenance task deletes them; 0 keeps them forever.
+    #[arg(long, env = "TESSERA_EVENT_RETENTION_DAYS", default_value_t = 90)]
+    event_retention_days: u32,
 }
 
 /// The SMS provider from flags and the secret environment variables.
@@ -205,6 +245,7 @@ fn sms_provider(args: &ServeArgs) -> anyhow::Result<crate::config::SmsProvider> 
 enum ApiKeysCommand {
     /// Create a key and print it (once) on the first line of stdout.
     Create {
+        /// A label for the key, shown by `api-keys list` (e.g. the service that uses it).
         #[arg(long)]
         name: String,
     },
@@ -230,7 +271,7 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
+    let cli = parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -250,6 +291,34 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Parses the command line. `tessera --listen ADDR` serves; a flag of the default command
+/// given together with another command (`tessera --listen ADDR api-keys list`) is refused
+/// rather than silently ignored. (clap's `args_conflicts_with_subcommands` would refuse the
+/// global `--database-url` before a command too, so this is checked here.)
+fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    let matches = cmd.get_matches_mut();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some((name, _)) = matches.subcommand() {
+        let serve_flag = matches.ids().find(|id| {
+            id.as_str() != "database_url"
+                && matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+        });
+        if let Some(id) = serve_flag {
+            cmd.error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "--{} is a flag of `serve` and cannot be used with `{name}`",
+                    id.as_str().replace('_', "-")
+                ),
+            )
+            .exit();
+        }
+    }
+    cli
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = DatabaseUrl::parse(&cli.database_url).map_err(|e| anyhow::anyhow!("{e}"))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -262,24 +331,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .collect()
         })
         .unwrap_or_default();
-    match cli
-        .command
-        .unwrap_or(Command::Serve(ServeArgs::parse_default()))
-    {
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => {
             config.listen = args.listen;
-            config.public_url = args
-                .public_url
-                .clone()
-                .filter(|u| !u.is_empty())
-                .unwrap_or_else(|| format!("http://{}", args.listen));
             config.environment_name = args.environment_name.clone();
             config.challenge_ttl_ms = args.challenge_ttl_seconds.saturating_mul(1000);
             config.max_connections = args.max_connections;
             config.totp_window = args.totp_window;
-            config.issuer = args.issuer.clone();
+            config.public_url = match &args.public_url {
+                Some(u) => crate::config::normalize_public_url(u).map_err(anyhow::Error::msg)?,
+                // Filled in with the bound address (the listen port may be 0).
+                None => String::new(),
+            };
+            config.issuer = args.issuer.clone().filter(|s| !s.trim().is_empty());
+            config.event_retention_days = args.event_retention_days;
             config.access_token_ttl_ms = args.access_token_ttl_seconds.clamp(30, 86_400) * 1000;
             config.api_key_cache_ms = args.api_key_cache_ms.clamp(0, 60_000);
+            config.refresh_reuse_grace_ms =
+                args.refresh_token_reuse_grace_seconds.clamp(0, 60) * 1000;
+            config.idle_timeout =
+                std::time::Duration::from_secs(args.idle_timeout_seconds.clamp(1, 3600));
+            config.max_open_connections = args.max_open_connections.max(1);
             config.sms_provider = sms_provider(&args)?;
             config.session_max_age_ms = args.session_max_age;
             config.session_inactivity_ms = args.session_inactivity_timeout;
@@ -287,43 +359,81 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until(crate::startup::shutdown_signal()).await?;
             Ok(())
         }
+        Command::Init => {
+            // The same first steps as `serve`: the key file (SQLite without
+            // TESSERA_MASTER_KEY) before the database, then the environment and the first
+            // signing key.
+            let keys = crate::startup::load_keys(&config)?;
+            let (store, client_id) = crate::startup::open_store(&config, clock.as_ref()).await?;
+            let r = async {
+                crate::startup::verify_master_key(&store, &keys, clock.now().millis()).await?;
+                if store.find_active_signing_key().await?.is_none() {
+                    crate::services::signin::rotate_signing_key(&store, &keys, clock.now()).await?;
+                }
+                Ok::<_, anyhow::Error>(())
+            }
+            .await;
+            store.close().await;
+            r?;
+            println!("{client_id}");
+            eprintln!("ready: {}", config.database_url.describe());
+            Ok(())
+        }
         Command::ApiKeys(cmd) => {
-            let (store, _) = crate::startup::open_store(&config, clock.as_ref()).await?;
+            let (store, _) = crate::startup::open_existing_store(&config).await?;
             let r = api_keys(&store, clock.as_ref(), cmd).await;
             store.close().await;
-            r
+            if r? {
+                changed(&config);
+            }
+            Ok(())
         }
         Command::Settings(SettingsCommand::MfaRequired { value }) => {
-            let (store, _) = crate::startup::open_store(&config, clock.as_ref()).await?;
-            store.set_mfa_required(value == "on").await?;
+            let (store, _) = crate::startup::open_existing_store(&config).await?;
+            let r = store.set_mfa_required(value == "on").await;
             store.close().await;
+            r?;
             println!("mfa-required: {value}");
+            changed(&config);
             Ok(())
         }
         Command::Settings(SettingsCommand::SignUp { value }) => {
-            let (store, _) = crate::startup::open_store(&config, clock.as_ref()).await?;
-            store.set_sign_up_enabled(value == "on").await?;
+            let (store, _) = crate::startup::open_existing_store(&config).await?;
+            let r = store.set_sign_up_enabled(value == "on").await;
             store.close().await;
+            r?;
             println!("sign-up: {value}");
+            changed(&config);
             Ok(())
         }
         Command::RedirectUris(cmd) => {
-            let (store, _) = crate::startup::open_store(&config, clock.as_ref()).await?;
+            let (store, _) = crate::startup::open_existing_store(&config).await?;
             let r = redirect_uris(&store, clock.as_ref(), cmd).await;
             store.close().await;
-            r
+            if r? {
+                changed(&config);
+            }
+            Ok(())
         }
         Command::SigningKeys(SigningKeysCommand::Rotate) => {
-            let keys = crate::startup::load_keys(&config)?;
-            let (store, _) = crate::startup::open_store(&config, clock.as_ref()).await?;
-            let kid =
-                crate::services::signin::rotate_signing_key(&store, &keys, clock.now()).await?;
+            // The database first: for SQLite, loading the keys of a database that does not
+            // exist would create a key file.
+            let (store, _) = crate::startup::open_existing_store(&config).await?;
+            let r = async {
+                let keys = crate::startup::load_keys(&config)?;
+                crate::startup::verify_master_key(&store, &keys, clock.now().millis()).await?;
+                Ok::<_, anyhow::Error>(
+                    crate::services::signin::rotate_signing_key(&store, &keys, clock.now()).await?,
+                )
+            }
+            .await;
             store.close().await;
-            println!("{kid}");
+            println!("{}", r?);
+            changed(&config);
             Ok(())
         }
         Command::ClientId => {
-            let (store, client_id) = crate::startup::open_store(&config, clock.as_ref()).await?;
+            let (store, client_id) = crate::startup::open_existing_store(&config).await?;
             store.close().await;
             println!("{client_id}");
             Ok(())
@@ -331,29 +441,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-impl ServeArgs {
-    /// `tessera` with no subcommand serves, with flags taken from the environment or defaults.
-    fn parse_default() -> Self {
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            args: ServeArgs,
-        }
-        Only::parse_from(["tessera"]).args
-    }
+/// Says on stderr which database a command changed (stdout stays for keys and ids).
+fn changed(config: &Config) {
+    eprintln!("changed: {}", config.database_url.describe());
 }
 
+/// Runs an `api-keys` command; `Ok(true)` when it changed the database.
 async fn api_keys(
     store: &tessera_store::Store,
     clock: &dyn Clock,
     cmd: ApiKeysCommand,
-) -> anyhow::Result<()> {
-    match cmd {
+) -> anyhow::Result<bool> {
+    Ok(match cmd {
         ApiKeysCommand::Create { name } => {
             let (row, secret) = crate::startup::create_api_key(store, clock, &name).await?;
             println!("{secret}");
             println!("id: {}  name: {}", row.id, row.name);
             eprintln!("Store this key now: it is shown only once.");
+            true
         }
         ApiKeysCommand::List => {
             for k in store.list_api_keys().await? {
@@ -372,11 +477,12 @@ async fn api_keys(
                     status
                 );
             }
+            false
         }
         ApiKeysCommand::Revoke { id } => {
             store.revoke_api_key(&id, clock.now().millis()).await?;
             println!("revoked {id}");
+            true
         }
-    }
-    Ok(())
+    })
 }

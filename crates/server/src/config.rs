@@ -28,9 +28,6 @@ pub enum SmsProvider {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    /// The URL browsers and clients reach this server at (`--public-url`); `https://` makes
-    /// cookies `Secure`.
-    pub public_url: String,
     pub database_url: DatabaseUrl,
     /// Default TOTP issuer (WorkOS uses the environment's team name).
     pub environment_name: String,
@@ -57,13 +54,22 @@ pub struct Config {
     /// SMS messages per phone number (against SMS pumping).
     pub sms_rate: Rate,
     pub sms_provider: SmsProvider,
-    /// `iss` of access tokens.
-    pub issuer: String,
+    /// The URL clients and browsers reach this server at (`https://auth.example.com`, no
+    /// trailing `/`): the access tokens' `iss` (unless `issuer` is set), and whether pages
+    /// can use `Secure` cookies (an `https://` URL). Empty: `Application::build` sets it to
+    /// `http://` + the address it bound (so `--listen 127.0.0.1:0` gets the real port).
+    pub public_url: String,
+    /// `iss` of access tokens when it must differ from `public_url` (`TESSERA_ISSUER`).
+    pub issuer: Option<String>,
     /// Lifetime of access tokens (WorkOS: 5 minutes).
     pub access_token_ttl_ms: i64,
     /// How long a node trusts an API key it has looked up before reading it again: a
     /// revocation reaches every node within this time. 0 reads the key on every request.
     pub api_key_cache_ms: i64,
+    /// How long after a rotation the same refresh token, presented again by the same API
+    /// key for the same end user (`ip_address`, `user_agent`), gets the same answer instead of revoking the session (a retry after a lost
+    /// answer; Auth0 and Okta have the same grace). 0 turns it off.
+    pub refresh_reuse_grace_ms: i64,
     /// Lifetime of pending authentication tokens between password and MFA.
     pub pending_token_ttl_ms: i64,
     /// Password failures allowed per account, and per client IP.
@@ -73,6 +79,12 @@ pub struct Config {
     /// finish a whole request including its body.
     pub header_read_timeout: std::time::Duration,
     pub request_timeout: std::time::Duration,
+    /// How long a connection with no request in flight stays open (HTTP/1 keep-alive and
+    /// HTTP/2 alike).
+    pub idle_timeout: std::time::Duration,
+    /// Open client connections at most; past it new connections are closed at once. Lowered
+    /// at start to fit the open-files limit.
+    pub max_open_connections: usize,
     /// Print the first API key to the log when the database has none.
     pub bootstrap_api_key: bool,
     /// Sessions (and hosted-page browser sessions) end this long after sign-in, whatever
@@ -82,6 +94,10 @@ pub struct Config {
     pub session_inactivity_ms: i64,
     /// Lifetime of authorization codes (OAuth 2.0 recommends at most 10 minutes).
     pub authorization_code_ttl_ms: i64,
+    /// Events older than this many days are deleted by the maintenance task; 0 keeps them.
+    pub event_retention_days: u32,
+    /// How often the maintenance task prunes expired rows and old events.
+    pub maintenance_interval: std::time::Duration,
 }
 
 /// Parses a duration as `30d`, `12h`, `90m`, `45s` or a bare number of seconds.
@@ -108,7 +124,6 @@ impl Config {
     pub fn new(database_url: DatabaseUrl) -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            public_url: "http://127.0.0.1:8080".to_owned(),
             database_url,
             environment_name: "Tessera".to_owned(),
             master_key: None,
@@ -122,25 +137,46 @@ impl Config {
             user_failure_rate: Rate::new(100, 60 * 60 * 1000),
             sms_rate: Rate::new(5, 10 * 60 * 1000),
             sms_provider: SmsProvider::Log,
-            issuer: "tessera".to_owned(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            issuer: None,
             access_token_ttl_ms: 5 * 60 * 1000,
             pending_token_ttl_ms: 10 * 60 * 1000,
+            refresh_reuse_grace_ms: 10 * 1000,
             api_key_cache_ms: 1000,
             password_account_rate: Rate::new(10, 15 * 60 * 1000),
             password_ip_rate: Rate::new(100, 15 * 60 * 1000),
             header_read_timeout: std::time::Duration::from_secs(10),
             request_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_open_connections: 4096,
             bootstrap_api_key: true,
             session_max_age_ms: 30 * 86_400_000,
             session_inactivity_ms: 7 * 86_400_000,
             authorization_code_ttl_ms: 10 * 60 * 1000,
+            event_retention_days: 90,
+            maintenance_interval: std::time::Duration::from_secs(10 * 60),
         }
     }
+
+    /// The `iss` of access tokens: `issuer` when set, else the public URL.
+    pub fn issuer(&self) -> &str {
+        self.issuer.as_deref().unwrap_or(&self.public_url)
+    }
+}
+
+/// Checks a public URL (an absolute `http(s)` URL) and drops a trailing `/`, so that
+/// `https://auth.example.com/` and `https://auth.example.com` give the same `iss`.
+pub fn normalize_public_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim();
+    tessera_core::validate::http_url("public_url", url, tessera_core::validate::MAX_URL).map_err(
+        |_| format!("TESSERA_PUBLIC_URL must be an absolute http:// or https:// URL, not '{url}'"),
+    )?;
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration_ms;
+    use super::*;
 
     #[test]
     fn durations_read_with_their_unit_or_as_seconds() {
@@ -151,6 +187,31 @@ mod tests {
         assert_eq!(parse_duration_ms("600"), Ok(600_000));
         for bad in ["", "d", "0", "-5s", "3w", "1.5h", "99999999999999999999d"] {
             assert!(parse_duration_ms(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_issuer_is_the_public_url_unless_set() {
+        let mut c = Config::new(DatabaseUrl::parse("t.db").unwrap());
+        assert_eq!(c.issuer(), "http://127.0.0.1:8080");
+        c.public_url = "https://auth.example.com".into();
+        assert_eq!(c.issuer(), "https://auth.example.com");
+        c.issuer = Some("tessera".into());
+        assert_eq!(c.issuer(), "tessera");
+    }
+
+    #[test]
+    fn public_urls_must_be_http_and_lose_a_trailing_slash() {
+        assert_eq!(
+            normalize_public_url(" https://auth.example.com/ ").unwrap(),
+            "https://auth.example.com"
+        );
+        assert_eq!(
+            normalize_public_url("http://10.0.0.5:8080").unwrap(),
+            "http://10.0.0.5:8080"
+        );
+        for bad in ["auth.example.com", "ftp://x", "javascript:alert(1)", ""] {
+            assert!(normalize_public_url(bad).is_err(), "{bad}");
         }
     }
 }

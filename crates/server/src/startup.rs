@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use tessera_core::seal::{KeyRing, MasterKey};
+use tessera_core::seal::{KeyRing, MasterKey, Sealed};
 use tessera_core::{id, token, Clock};
 use tessera_store::{ApiKeyRow, DbKind, Store, StoreOptions};
 
@@ -98,6 +98,27 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 
 /// Opens the store, creating the environment row (client id) on first use.
 pub async fn open_store(config: &Config, clock: &dyn Clock) -> anyhow::Result<(Store, String)> {
+    if let Some(path) = config.database_url.sqlite_path() {
+        let mut loose = tessera_store::loosely_permitted_files(&path);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let key = key_file_path(&path);
+            if let Ok(meta) = std::fs::metadata(&key) {
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    loose.push((key, mode));
+                }
+            }
+        }
+        for (file, mode) in loose {
+            tracing::warn!(
+                file = %file.display(),
+                mode = format!("{mode:o}"),
+                "this database file can be read by other local users, and it holds emails, password hashes and sealed secrets: `chmod 600` it (new files are created 0600)"
+            );
+        }
+    }
     let store = Store::connect(
         &config.database_url,
         &StoreOptions {
@@ -114,6 +135,130 @@ pub async fn open_store(config: &Config, clock: &dyn Clock) -> anyhow::Result<(S
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok((store, env.client_id))
+}
+
+/// Opens a database that `tessera serve` (or `tessera init`) has already created, and returns
+/// it with its client id. Never creates anything: the management commands use it, so a
+/// command run in the wrong directory or with a mistyped URL fails, naming the database it
+/// looked for, instead of leaving an empty database (without its key file) behind.
+pub async fn open_existing_store(config: &Config) -> anyhow::Result<(Store, String)> {
+    let store = Store::connect_existing(
+        &config.database_url,
+        &StoreOptions {
+            max_connections: config.max_connections,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        // The store's own sentences (no database there, cannot connect) need no prefix.
+        tessera_core::Error::Internal(m) => anyhow::anyhow!(m),
+        e => anyhow::anyhow!("{e}"),
+    })?;
+    let env = store
+        .find_environment()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    match env {
+        Some(env) => Ok((store, env.client_id)),
+        None => {
+            store.close().await;
+            bail!(
+                "the {} has not been set up by Tessera (run `tessera serve` or `tessera init` with it once)",
+                config.database_url.describe()
+            )
+        }
+    }
+}
+
+const KEY_CHECK_PURPOSE: &str = "master_key_check";
+const KEY_CHECK_ROW: &str = "1";
+const KEY_CHECK_TEXT: &[u8] = b"tessera master key check v1";
+
+/// Proves at start that the key ring opens this database's sealed data, so a wrong
+/// `TESSERA_MASTER_KEY` stops the server with a clear message instead of sealing new secrets
+/// under it and answering 500 to every sign-in.
+///
+/// The proof is a known value sealed when the database is first used (or, for a database
+/// from before the check existed, after a TOTP secret and the signing key have opened), plus
+/// the current signing key at every start, since signing every access token needs it. A
+/// check value sealed by an old key still in the ring (`TESSERA_OLD_MASTER_KEYS`) is fine
+/// and is sealed again under the current key, so the old key can later leave the ring.
+pub async fn verify_master_key(store: &Store, keys: &KeyRing, now: i64) -> anyhow::Result<()> {
+    let e = |e: tessera_core::Error| anyhow::anyhow!("{e}");
+    let mut samples = Vec::new();
+    let check = store.find_master_key_check().await.map_err(e)?;
+    if check.is_none() {
+        if let Some(s) = store.find_any_sealed_totp_secret().await.map_err(e)? {
+            samples.push((
+                "a TOTP secret",
+                crate::services::factors::TOTP_SEAL_PURPOSE,
+                s,
+            ));
+        }
+    }
+    if let Some(s) = store.find_active_signing_key_sealed().await.map_err(e)? {
+        samples.push((
+            "the access-token signing key",
+            crate::services::signin::SIGNING_KEY_PURPOSE,
+            s,
+        ));
+    }
+    if let Some(s) = &check {
+        samples.push(("the master-key check value", KEY_CHECK_PURPOSE, s.clone()));
+    }
+    for (what, purpose, s) in &samples {
+        let row_id = if *purpose == KEY_CHECK_PURPOSE {
+            KEY_CHECK_ROW
+        } else {
+            s.row_id.as_str()
+        };
+        let sealed = Sealed {
+            key_id: s.key_id.clone(),
+            blob: s.sealed.clone(),
+        };
+        let opened = keys.open(purpose, row_id, &sealed);
+        let right = match (&opened, *purpose == KEY_CHECK_PURPOSE) {
+            (Ok(text), true) => text.as_slice() == KEY_CHECK_TEXT,
+            (Ok(_), false) => true,
+            (Err(_), _) => false,
+        };
+        if !right {
+            bail!(
+                "the master key does not open this database's sealed data: {what} was sealed by master key {sealed_by}, and this server holds {held} (TESSERA_MASTER_KEY, or the SQLite key file, then TESSERA_OLD_MASTER_KEYS). Start with the key this database was created with; after a master-key rotation keep the previous key in TESSERA_OLD_MASTER_KEYS until the signing key has been rotated (`tessera signing-keys rotate`). Nothing was changed.",
+                sealed_by = s.key_id,
+                held = keys.key_ids().join(", "),
+            );
+        }
+    }
+    match check {
+        None => {
+            let s = keys.seal(KEY_CHECK_PURPOSE, KEY_CHECK_ROW, KEY_CHECK_TEXT);
+            if !store
+                .insert_master_key_check(&s.key_id, &s.blob, now)
+                .await
+                .map_err(e)?
+            {
+                // Another node wrote it first, maybe with another key: check against theirs.
+                return Box::pin(verify_master_key(store, keys, now)).await;
+            }
+        }
+        Some(old) if old.key_id != keys.current_key_id() => {
+            let s = keys.seal(KEY_CHECK_PURPOSE, KEY_CHECK_ROW, KEY_CHECK_TEXT);
+            if store
+                .reseal_master_key_check(&old.key_id, &s.key_id, &s.blob, now)
+                .await
+                .map_err(e)?
+            {
+                tracing::info!(
+                    from = %old.key_id,
+                    to = %s.key_id,
+                    "the master-key check value is now sealed under the current master key"
+                );
+            }
+        }
+        Some(_) => {}
+    }
+    Ok(())
 }
 
 /// Creates an API key and returns its secret (shown once; only its hash is stored).
@@ -137,12 +282,16 @@ pub async fn create_api_key(
 }
 
 impl Application {
-    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub async fn build(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let keys = load_keys(&config)?;
         if config.database_url.kind() == DbKind::Postgres {
             tracing::info!(database = %config.database_url, "using PostgreSQL");
         }
         let (store, client_id) = open_store(&config, clock.as_ref()).await?;
+        if let Err(e) = verify_master_key(&store, &keys, clock.now().millis()).await {
+            store.close().await;
+            return Err(e);
+        }
         let mut bootstrap_key = None;
         if config.bootstrap_api_key
             && store
@@ -163,6 +312,10 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        if config.public_url.is_empty() {
+            let bound = listener.local_addr().context("the listener's address")?;
+            config.public_url = format!("http://{bound}");
+        }
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -208,13 +361,22 @@ impl Application {
     ) -> std::io::Result<()> {
         let app = crate::routes::router(self.state.clone());
         tracing::info!(address = %self.local_addr(), client_id = %self.state.client_id, "tessera is listening");
-        let r = crate::serve::serve(
-            self.listener,
-            app,
-            self.state.config.header_read_timeout,
-            shutdown,
-        )
-        .await;
+        let config = &self.state.config;
+        let limits = crate::serve::ServeLimits {
+            header_read_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
+            max_open_connections: crate::serve::connection_cap_within_fd_limit(
+                config.max_open_connections,
+            ),
+        };
+        let sweep = tokio::spawn(crate::services::signin::sweep_refresh_grace(
+            self.state.clone(),
+        ));
+        let pruner = crate::maintenance::spawn(self.state.clone());
+        let r = crate::serve::serve(self.listener, app, limits, shutdown).await;
+        sweep.abort();
+        pruner.abort();
+        let _ = pruner.await;
         self.state.store.close().await;
         r
     }

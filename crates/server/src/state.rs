@@ -70,18 +70,25 @@ impl AppState {
 
     /// Runs CPU-heavy password work on the blocking pool, at most one job per `hashing`
     /// permit; `f` gets the Argon2 memory pool.
+    ///
+    /// The permit moves into the job and is released when the job ends, not when the caller
+    /// stops waiting: a blocking job cannot be cancelled, so a permit released by a dropped
+    /// request (the client went away) would let an unbounded number of hashes run at once.
     pub async fn hash_work<T: Send + 'static>(
         &self,
         f: impl FnOnce(&tessera_core::password::BlockPool) -> T + Send + 'static,
     ) -> Result<T, tessera_core::Error> {
         let memory = Arc::clone(&self.password_memory);
-        let _permit = self
-            .hashing
-            .acquire()
+        let permit = Arc::clone(&self.hashing)
+            .acquire_owned()
             .await
             .map_err(tessera_core::Error::internal)?;
-        tokio::task::spawn_blocking(move || f(&memory))
-            .await
-            .map_err(tessera_core::Error::internal)
+        tokio::task::spawn_blocking(move || {
+            let out = f(&memory);
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(tessera_core::Error::internal)
     }
 }

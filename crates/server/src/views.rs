@@ -54,7 +54,7 @@ impl From<&UserRow> for UserView {
 
 /// `totp` of a factor. The three secret-bearing fields are present only in enroll responses;
 /// get and list never return them.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TotpView {
     pub issuer: String,
     pub user: String,
@@ -66,12 +66,12 @@ pub struct TotpView {
     pub uri: Option<String>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SmsView {
     pub phone_number: String,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FactorView {
     #[schema(value_type = String)]
     pub object: &'static str,
@@ -133,7 +133,7 @@ impl FactorView {
     }
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChallengeView {
     #[schema(value_type = String)]
     pub object: &'static str,
@@ -193,10 +193,29 @@ impl<T> ListView<T> {
     }
 }
 
+/// The User Management enrolment answer. `factor` and `challenge` repeat
+/// `authentication_factor` and `authentication_challenge`: the Java SDK 4.x
+/// (`userManagement.enrollAuthFactor`, the seed's Java sample) reads only those two keys,
+/// every other SDK reads the long ones and ignores unknown keys (docs/compatibility.md).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EnrolledFactorView {
     pub authentication_factor: FactorView,
     pub authentication_challenge: ChallengeView,
+    /// The same factor as `authentication_factor`, for the Java SDK 4.x.
+    pub factor: FactorView,
+    /// The same challenge as `authentication_challenge`, for the Java SDK 4.x.
+    pub challenge: ChallengeView,
+}
+
+impl EnrolledFactorView {
+    pub fn new(factor: FactorView, challenge: ChallengeView) -> Self {
+        EnrolledFactorView {
+            factor: factor.clone(),
+            challenge: challenge.clone(),
+            authentication_factor: factor,
+            authentication_challenge: challenge,
+        }
+    }
 }
 
 pub type UserList = ListView<UserView>;

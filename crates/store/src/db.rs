@@ -73,6 +73,15 @@ impl DatabaseUrl {
         Some(std::path::PathBuf::from(p))
     }
 
+    /// Which database this is, for people: `SQLite database /abs/path/tessera.db` or
+    /// `PostgreSQL database postgres://user:***@host/db` (never the password).
+    pub fn describe(&self) -> String {
+        match self.sqlite_path() {
+            Some(p) => format!("SQLite database {}", absolute(&p).display()),
+            None => format!("PostgreSQL database {}", self.masked()),
+        }
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -220,8 +229,22 @@ pub(crate) fn internal(e: sqlx::Error) -> Error {
 }
 
 impl Store {
-    /// Connects and runs the migrations of the backend.
+    /// Connects and runs the migrations of the backend, creating the database (SQLite file,
+    /// or the schema in an empty PostgreSQL database) when it does not exist yet.
     pub async fn connect(url: &DatabaseUrl, opts: &StoreOptions) -> Result<Self, Error> {
+        Self::open(url, opts, true).await
+    }
+
+    /// Like [`Store::connect`], but only for a database that Tessera has already created: a
+    /// missing SQLite file, or a PostgreSQL database without Tessera's tables, is an error
+    /// naming the database, and nothing is created. For the management commands, so that one
+    /// run in the wrong directory (or with a mistyped URL) cannot leave an empty database
+    /// behind and report success.
+    pub async fn connect_existing(url: &DatabaseUrl, opts: &StoreOptions) -> Result<Self, Error> {
+        Self::open(url, opts, false).await
+    }
+
+    async fn open(url: &DatabaseUrl, opts: &StoreOptions, create: bool) -> Result<Self, Error> {
         let db = match url.kind() {
             DbKind::Postgres => {
                 let pool = PgPoolOptions::new()
@@ -232,6 +255,21 @@ impl Store {
                     .map_err(|e| {
                         Error::Internal(format!("cannot connect to PostgreSQL at {url}: {e}"))
                     })?;
+                // Backend-specific on purpose: the catalogue query differs, and it must run
+                // before the migrations, which would otherwise create the tables.
+                if !create {
+                    let (exists,): (bool,) =
+                        sqlx::query_as("SELECT to_regclass('environment') IS NOT NULL")
+                            .fetch_one(&pool)
+                            .await
+                            .map_err(internal)?;
+                    if !exists {
+                        pool.close().await;
+                        return Err(Error::Internal(format!(
+                            "the PostgreSQL database {url} has no Tessera data (run `tessera serve` or `tessera init` with this URL once to create it)"
+                        )));
+                    }
+                }
                 sqlx::migrate!("./migrations/postgres")
                     .run(&pool)
                     .await
@@ -240,7 +278,16 @@ impl Store {
             }
             DbKind::Sqlite => {
                 let path = url.sqlite_path().unwrap_or_default();
-                migrate_sqlite(&path).await?;
+                if !create && !path.is_file() {
+                    return Err(Error::Internal(format!(
+                        "no database at {} (run `tessera serve` or `tessera init` there once to create it, or pass --database-url)",
+                        absolute(&path).display()
+                    )));
+                }
+                if create {
+                    create_private_file(&path)?;
+                }
+                migrate_sqlite(&path, create).await?;
                 Db::Sqlite(Box::new(crate::sql::Sqlite::open(
                     &path,
                     opts.max_connections,
@@ -276,14 +323,62 @@ impl Store {
     }
 }
 
+/// Creates a new SQLite database file readable by its owner only (0600).
+///
+/// SQLite creates files 0644 less the umask, so under the usual umask every local user could
+/// read emails and password hashes. Creating the empty file first is enough: SQLite gives the
+/// `-wal` and `-shm` files it creates later the mode of the database file (its unix VFS copies
+/// it), so they are 0600 too. An existing file keeps its mode (the operator may have chosen
+/// it); `tessera serve` warns when it is open to group or others.
+fn create_private_file(path: &std::path::Path) -> Result<(), Error> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::Internal(format!(
+            "cannot create the SQLite database {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// The SQLite database's files (`path`, `-wal`, `-shm`) that exist and that group or others
+/// may access, with their modes: they hold emails, password hashes and sealed secrets.
+pub fn loosely_permitted_files(path: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
+    let mut found = Vec::new();
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let p = std::path::PathBuf::from(p);
+        if let Ok(meta) = std::fs::metadata(&p) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                found.push((p, mode));
+            }
+        }
+    }
+    found
+}
+
 /// Runs the SQLite migrations with sqlx's migrator (its `_sqlx_migrations` bookkeeping is
 /// the schema version of existing databases), on a connection closed right after.
-async fn migrate_sqlite(path: &std::path::Path) -> Result<(), Error> {
+async fn migrate_sqlite(path: &std::path::Path, create: bool) -> Result<(), Error> {
     use sqlx::Connection;
     let opts = SqliteConnectOptions::from_str("sqlite:")
         .map_err(internal)?
         .filename(path)
-        .create_if_missing(true)
+        .create_if_missing(create)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5))
@@ -301,6 +396,12 @@ async fn migrate_sqlite(path: &std::path::Path) -> Result<(), Error> {
         .await
         .map_err(|e| Error::Internal(format!("SQLite migration failed: {e}")))?;
     conn.close().await.map_err(internal)
+}
+
+/// `path` made absolute against the working directory, for messages: a database missing
+/// because a command ran in the wrong directory is then obvious.
+fn absolute(path: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 
 #[cfg(test)]
@@ -343,6 +444,44 @@ mod tests {
                 .unwrap(),
             std::path::PathBuf::from("data/t.db")
         );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_sqlite_database_and_its_wal_and_shm_files_are_readable_by_the_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let url = DatabaseUrl::parse(path.to_str().unwrap()).unwrap();
+        let store = Store::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        // A write and a read while open: the WAL and the shared-memory index exist now.
+        store.set_mfa_required(true).await.unwrap();
+        store.ping().await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let p = dir.path().join(format!("t.db{suffix}"));
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}: {mode:o}", p.display());
+        }
+        assert!(loosely_permitted_files(&path).is_empty());
+        store.close().await;
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_open_to_group_or_others_are_reported_with_their_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let wal = dir.path().join("t.db-wal");
+        std::fs::write(&wal, b"").unwrap();
+        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(loosely_permitted_files(&path), vec![(path.clone(), 0o644)]);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(loosely_permitted_files(&path), vec![(path, 0o640)]);
     }
 
     #[test]

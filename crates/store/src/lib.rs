@@ -12,16 +12,21 @@
 
 mod authkit;
 mod db;
+mod keys;
 pub mod list;
 mod mfa;
+mod prune;
 mod queries;
 mod rows;
 mod signin;
 mod sql;
 
 pub use authkit::{AuthCodeRow, BrowserSession, NewSession, SessionRow};
-pub use db::{DatabaseUrl, DbKind, Store, StoreOptions};
+pub use db::{loosely_permitted_files, DatabaseUrl, DbKind, Store, StoreOptions};
+pub use keys::SealedSample;
 pub use list::{ListParams, Order, Page};
 pub use mfa::{challenge_refusal, AttemptKind, Refusal, VerifyAttempt, VerifyOutcome};
+pub use prune::{PruneCutoffs, Pruned};
+pub use queries::MetadataMerge;
 pub use rows::*;
-pub use signin::{RefreshOutcome, SigningKeyRow};
+pub use signin::{NextRefresh, RefreshOutcome, RefreshTokenRow, SigningKeyRow};

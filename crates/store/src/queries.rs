@@ -18,15 +18,26 @@ pub(crate) const CHALLENGE_INSERT: &str = "INSERT INTO auth_challenges (id, fact
 pub(crate) const EVENT_INSERT: &str =
     "INSERT INTO events (id, event, data, created_at) VALUES ($1, $2, $3, $4)";
 
+/// Turns the stored metadata (JSON text) into the new one, or refuses the update.
+pub type MetadataMerge = dyn Fn(&str) -> Result<String, Error> + Sync;
+
 /// Maps a unique-constraint violation on `users` to the precise client error. SQLite names
 /// the column in its message, PostgreSQL names the constraint; both contain the column name.
 fn user_conflict(e: DbError, user: &UserRow) -> Error {
+    conflict(
+        e,
+        &user.email,
+        user.external_id.as_deref().unwrap_or_default(),
+    )
+}
+
+fn conflict(e: DbError, email: &str, external_id: &str) -> Error {
     if e.unique {
         if e.message.contains("external_id") {
-            return Error::ExternalIdAlreadyUsed(user.external_id.clone().unwrap_or_default());
+            return Error::ExternalIdAlreadyUsed(external_id.to_owned());
         }
         if e.message.contains("email") {
-            return Error::EmailNotAvailable(user.email.clone());
+            return Error::EmailNotAvailable(email.to_owned());
         }
     }
     e.into()
@@ -171,22 +182,101 @@ impl Store {
         })
     }
 
-    /// Writes every mutable column of `u` (the service merged the changes). Parameters as for
-    /// the insert; `$13` (`created_at`) is not written.
-    pub async fn update_user(&self, u: &UserRow) -> Result<(), Error> {
-        let n = on_db!(self, write, |c| {
-            c.exec(
-                "UPDATE users SET email = $2, email_verified = $3, first_name = $4, last_name = $5, name = $6, profile_picture_url = $7, external_id = $8, metadata = $9, locale = $10, password_hash = $11, last_sign_in_at = $12, updated_at = $14 WHERE id = $1",
-                &user_args(u),
-            )
-            .await
-            .map_err(|e| user_conflict(e, u))
+    /// Applies a `PUT /user_management/users/:id`: only the columns `patch` names change, in
+    /// one statement, so concurrent updates of other fields are never written back over (a
+    /// metadata-only update cannot restore an old password hash). A metadata merge reads the
+    /// stored object and writes the merged one in the same transaction, holding the row:
+    /// SQLite's single writer is exclusive anyway, and on PostgreSQL the first statement
+    /// (an `UPDATE` that changes nothing) takes the row lock, so parallel merges queue and
+    /// each merges into the result of the one before. `merge_metadata` gets the stored JSON
+    /// text and returns the new one; its error undoes everything. The user as stored after
+    /// the update; `NotFound` when there is none.
+    pub async fn update_user(
+        &self,
+        id: &str,
+        patch: &UserPatch,
+        merge_metadata: Option<&MetadataMerge>,
+    ) -> Result<UserRow, Error> {
+        let sql = format!(
+            "UPDATE users SET email = COALESCE($2, email), \
+             email_verified = CASE WHEN $3 THEN $4 ELSE email_verified END, \
+             first_name = COALESCE($5, first_name), last_name = COALESCE($6, last_name), \
+             name = COALESCE($7, name), profile_picture_url = COALESCE($8, profile_picture_url), \
+             external_id = CASE WHEN $9 THEN $10 ELSE external_id END, \
+             locale = CASE WHEN $11 THEN $12 ELSE locale END, \
+             password_hash = COALESCE($13, password_hash), metadata = COALESCE($14, metadata), \
+             updated_at = $15 WHERE id = $1 RETURNING {USER_COLS}"
+        );
+        let row = on_db!(self, transaction, |c| {
+            let metadata = match merge_metadata {
+                Some(merge) => {
+                    let stored: Option<String> = c
+                        .opt(
+                            "UPDATE users SET metadata = metadata WHERE id = $1 RETURNING metadata",
+                            args![id],
+                        )
+                        .await?;
+                    let Some(stored) = stored else {
+                        return Ok(Tx::Rollback(None));
+                    };
+                    Some(merge(&stored)?)
+                }
+                None => None,
+            };
+            let row: Option<UserRow> = c
+                .opt(
+                    &sql,
+                    args![
+                        id,
+                        &patch.email,
+                        patch.email_verified.is_some(),
+                        patch.email_verified.unwrap_or(false),
+                        &patch.first_name,
+                        &patch.last_name,
+                        &patch.name,
+                        &patch.profile_picture_url,
+                        patch.external_id.is_some(),
+                        patch.external_id.as_ref().and_then(|x| x.as_deref()),
+                        patch.locale.is_some(),
+                        patch.locale.as_ref().and_then(|x| x.as_deref()),
+                        &patch.password_hash,
+                        &metadata,
+                        patch.updated_at
+                    ],
+                )
+                .await
+                .map_err(|e| {
+                    conflict(
+                        e,
+                        patch.email.as_deref().unwrap_or_default(),
+                        patch
+                            .external_id
+                            .as_ref()
+                            .and_then(|x| x.as_deref())
+                            .unwrap_or_default(),
+                    )
+                })?;
+            Ok(Tx::Commit(row))
         })?;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(Error::not_found(Entity::User, &u.id))
-        }
+        row.ok_or_else(|| Error::not_found(Entity::User, id))
+    }
+
+    /// Replaces a password hash only if it is still `verified` (the one a sign-in just
+    /// checked), so a rehash can never undo a password change made meanwhile. True when
+    /// it was replaced.
+    pub async fn replace_password_hash(
+        &self,
+        id: &str,
+        verified: &str,
+        new_hash: &str,
+    ) -> Result<bool, Error> {
+        let n = on_db!(self, write, |c| Ok(c
+            .exec(
+                "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+                args![id, verified, new_hash]
+            )
+            .await?))?;
+        Ok(n == 1)
     }
 
     pub async fn find_user(&self, id: &str) -> Result<Option<UserRow>, Error> {

@@ -38,6 +38,22 @@ pub struct UserRow {
     pub updated_at: i64,
 }
 
+/// The columns an update names; `None` leaves a column as stored. For `external_id` and
+/// `locale`, `Some(None)` clears the value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserPatch {
+    pub email: Option<String>,
+    pub email_verified: Option<bool>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub name: Option<String>,
+    pub profile_picture_url: Option<String>,
+    pub external_id: Option<Option<String>>,
+    pub locale: Option<Option<String>>,
+    pub password_hash: Option<String>,
+    pub updated_at: i64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct FactorRow {
     pub id: String,

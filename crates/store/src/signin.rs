@@ -30,13 +30,71 @@ crate::sql::from_row!(SigningKeyRow {
 /// What presenting a refresh token did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshOutcome {
-    /// The token was fresh and is now used; the session (id, user id) goes on.
+    /// The token was fresh and is now used, replaced by the next one; the session (id, user
+    /// id) goes on.
     Rotated { session_id: String, user_id: String },
-    /// The token had been used before: the session is now revoked.
+    /// The token was used moments ago, by the same client, and is presented again within
+    /// the grace: the pair that rotation issued, sealed (see [`NextRefresh`]). Nothing was
+    /// written.
+    Replayed {
+        session_id: String,
+        user_id: String,
+        key_id: String,
+        sealed: Vec<u8>,
+    },
+    /// The token had been used before (after the grace, or by another client): the session
+    /// is now revoked.
     ReuseDetected { session_id: String, user_id: String },
     /// Unknown token, or its session is revoked.
     Invalid,
 }
+
+/// A presented refresh token that is known and whose session is live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRow {
+    pub session_id: String,
+    pub user_id: String,
+    pub used_at: Option<i64>,
+}
+
+crate::sql::from_row!(RefreshTokenRow {
+    session_id,
+    user_id,
+    used_at
+});
+
+/// The rotation a refresh prepares before it presents the token: the next token's hash, and
+/// the answer (access and refresh token) sealed for replays within the grace.
+#[derive(Debug, Clone, Copy)]
+pub struct NextRefresh<'a> {
+    pub hash: &'a [u8],
+    /// The answer may be given again until then, to `client` only.
+    pub grace_until: i64,
+    pub client: &'a str,
+    pub key_id: &'a str,
+    pub sealed: &'a [u8],
+}
+
+/// What a used token remembers of its rotation.
+struct UsedToken {
+    session_id: String,
+    user_id: String,
+    revoked_at: Option<i64>,
+    grace_until: Option<i64>,
+    grace_client: Option<String>,
+    grace_key_id: Option<String>,
+    grace_sealed: Option<Vec<u8>>,
+}
+
+crate::sql::from_row!(UsedToken {
+    session_id,
+    user_id,
+    revoked_at,
+    grace_until,
+    grace_client,
+    grace_key_id,
+    grace_sealed
+});
 
 const KEY_COLS: &str = "kid, secret_key_id, secret_sealed, public_jwk, created_at, retired_at";
 /// `$1` key, `$2` now, `$3` interval, `$4` window; no row returned means the limit is reached.
@@ -150,15 +208,30 @@ impl Store {
             .await?))
     }
 
-    /// Retires every active key (a rotation then inserts the new one).
-    pub async fn retire_signing_keys(&self, now: i64) -> Result<(), Error> {
-        on_db!(self, write, |c| {
+    /// Retires every active key and inserts `k` as the new one, in one transaction: a
+    /// reader never sees a moment without an active key (a refresh in between once failed
+    /// with "no signing key").
+    pub async fn rotate_signing_key(&self, k: &SigningKeyRow, now: i64) -> Result<(), Error> {
+        let sql = format!("INSERT INTO signing_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6)");
+        on_db!(self, transaction, |c| {
             c.exec(
                 "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL",
                 args![now],
             )
             .await?;
-            Ok(())
+            c.exec(
+                &sql,
+                args![
+                    &k.kid,
+                    &k.secret_key_id,
+                    &k.secret_sealed,
+                    &k.public_jwk,
+                    k.created_at,
+                    k.retired_at
+                ],
+            )
+            .await?;
+            Ok(Tx::Commit(()))
         })
     }
 
@@ -213,67 +286,143 @@ impl Store {
         })
     }
 
-    /// Presents a refresh token. A fresh one is marked used and replaced by `next_hash` in the
-    /// same transaction; a used one revokes its session (reuse means theft or replay). A
-    /// session past its `expires_at`, or inactive since `idle_since`, refreshes no more.
+    /// The session and user of a refresh token, when its session is live: not revoked, not
+    /// past its `expires_at`, and active after `idle_since` (whether or not the token was
+    /// used: see `used_at`). Read before a refresh, which mints the next access token for
+    /// this session before it presents the token.
+    pub async fn find_refresh_token(
+        &self,
+        hash: &[u8],
+        now: i64,
+        idle_since: i64,
+    ) -> Result<Option<RefreshTokenRow>, Error> {
+        on_db!(self, read, |c| {
+            Ok(c
+            .opt(
+                "SELECT rt.session_id, s.user_id, rt.used_at FROM refresh_tokens rt \
+                 JOIN sessions s ON s.id = rt.session_id WHERE rt.token_hash = $1 AND s.revoked_at IS NULL \
+                 AND s.expires_at > $2 AND s.last_active_at > $3",
+                args![hash, now, idle_since]
+            )
+            .await?)
+        })
+    }
+
+    /// Presents a refresh token, in one transaction. A fresh one is marked used and replaced
+    /// by `next` (which also keeps the sealed answer for replays), and its session's
+    /// `last_active_at` moves to `now`. A session past its `expires_at`, or inactive since
+    /// `idle_since`, refreshes no more. A used one presented again by the same client before
+    /// its grace is over gets [`RefreshOutcome::Replayed`]; any other reuse revokes the
+    /// session (theft or replay). `next` is `None` when the caller already knows the token is
+    /// used.
+    ///
+    /// Parallel presentations of one token: the conditional `UPDATE` lets exactly one rotate;
+    /// the others wait for its commit (PostgreSQL row lock, SQLite's single writer), find the
+    /// token used within the grace, and get the same answer.
     pub async fn rotate_refresh_token(
         &self,
         hash: &[u8],
-        next_hash: &[u8],
+        next: Option<&NextRefresh<'_>>,
+        client: &str,
         now: i64,
         idle_since: i64,
     ) -> Result<RefreshOutcome, Error> {
         on_db!(self, transaction, |c| {
-            let used: Option<String> = c
-                .opt(
-                    "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
-                     AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL AND expires_at > $2 AND last_active_at > $3) RETURNING session_id",
-                    args![hash, now, idle_since],
-                )
-                .await?;
-            if let Some(session_id) = used {
-                c.exec(
-                    "UPDATE sessions SET last_active_at = $2, updated_at = $2 WHERE id = $1",
-                    args![&session_id, now],
-                )
-                .await?;
-                c.exec("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)", args![next_hash, &session_id, now]).await?;
-                let user_id: String = c
-                    .one(
-                        "SELECT user_id FROM sessions WHERE id = $1",
-                        args![&session_id],
+            if let Some(next) = next {
+                let used: Option<String> = c
+                    .opt(
+                        "UPDATE refresh_tokens SET used_at = $2, grace_until = $3, grace_client = $4, \
+                         grace_key_id = $5, grace_sealed = $6 WHERE token_hash = $1 AND used_at IS NULL \
+                         AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL \
+                         AND expires_at > $2 AND last_active_at > $7) RETURNING session_id",
+                        args![hash, now, next.grace_until, next.client, next.key_id, next.sealed, idle_since],
                     )
                     .await?;
-                return Ok(Tx::Commit(RefreshOutcome::Rotated {
-                    session_id,
-                    user_id,
-                }));
+                if let Some(session_id) = used {
+                    c.exec(
+                        "UPDATE sessions SET last_active_at = $2, updated_at = $2 WHERE id = $1",
+                        args![&session_id, now],
+                    )
+                    .await?;
+                    c.exec("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)", args![next.hash, &session_id, now]).await?;
+                    // Sealed answers of this session whose grace is over are erased here;
+                    // the periodic sweep catches sessions that are not refreshed again.
+                    c.exec(
+                        "UPDATE refresh_tokens SET grace_key_id = NULL, grace_sealed = NULL \
+                         WHERE session_id = $1 AND grace_sealed IS NOT NULL AND grace_until <= $2",
+                        args![&session_id, now],
+                    )
+                    .await?;
+                    let user_id: String = c
+                        .one(
+                            "SELECT user_id FROM sessions WHERE id = $1",
+                            args![&session_id],
+                        )
+                        .await?;
+                    return Ok(Tx::Commit(RefreshOutcome::Rotated {
+                        session_id,
+                        user_id,
+                    }));
+                }
             }
-            let known: Option<String> = c.opt("SELECT session_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL", args![hash]).await?;
-            let Some(session_id) = known else {
-                return Ok(Tx::Rollback(RefreshOutcome::Invalid));
-            };
-            let user_id: String = c
-                .one(
-                    "SELECT user_id FROM sessions WHERE id = $1",
-                    args![&session_id],
+            let used: Option<UsedToken> = c
+                .opt(
+                    "SELECT rt.session_id, s.user_id, s.revoked_at, rt.grace_until, rt.grace_client, \
+                     rt.grace_key_id, rt.grace_sealed FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id \
+                     WHERE rt.token_hash = $1 AND rt.used_at IS NOT NULL",
+                    args![hash],
                 )
                 .await?;
+            let Some(used) = used else {
+                return Ok(Tx::Rollback(RefreshOutcome::Invalid));
+            };
+            if used.revoked_at.is_some() {
+                return Ok(Tx::Rollback(RefreshOutcome::Invalid));
+            }
+            let in_grace = used.grace_until.is_some_and(|until| now < until)
+                && used.grace_client.as_deref() == Some(client);
+            if let (true, Some(key_id), Some(sealed)) =
+                (in_grace, used.grace_key_id, used.grace_sealed)
+            {
+                return Ok(Tx::Rollback(RefreshOutcome::Replayed {
+                    session_id: used.session_id,
+                    user_id: used.user_id,
+                    key_id,
+                    sealed,
+                }));
+            }
             let n = c
                 .exec(
                     "UPDATE sessions SET revoked_at = $2, updated_at = $2, end_reason = 'refresh_token_reuse' WHERE id = $1 AND revoked_at IS NULL",
-                    args![&session_id, now],
+                    args![&used.session_id, now],
                 )
                 .await?;
+            // A revoked session's sealed answers are of no use to anyone.
+            c.exec(
+                "UPDATE refresh_tokens SET grace_key_id = NULL, grace_sealed = NULL WHERE session_id = $1 AND grace_sealed IS NOT NULL",
+                args![&used.session_id],
+            )
+            .await?;
             Ok(Tx::Commit(if n == 1 {
                 RefreshOutcome::ReuseDetected {
-                    session_id,
-                    user_id,
+                    session_id: used.session_id,
+                    user_id: used.user_id,
                 }
             } else {
                 RefreshOutcome::Invalid
             }))
         })
+    }
+
+    /// Erases every sealed refresh answer whose grace is over (the periodic sweep).
+    pub async fn clear_expired_refresh_grace(&self, now: i64) -> Result<u64, Error> {
+        on_db!(self, write, |c| Ok(c
+            .exec(
+                "UPDATE refresh_tokens SET grace_key_id = NULL, grace_sealed = NULL \
+                 WHERE grace_sealed IS NOT NULL AND grace_until <= $1",
+                args![now]
+            )
+            .await?))
     }
 
     pub async fn find_session_revoked_at(

@@ -41,7 +41,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(512).collect());
+            .map(tessera_core::validate::user_agent);
         Ok(Meta(RequestMeta {
             ip_address: ip,
             user_agent,

@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 403, description = "`mfa_challenge` or `mfa_enrollment`: finish with the TOTP grant", body = Object),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "A field required by the grant is missing", body = ValidationErrorBody),
+        (status = 422, description = "A field required by the grant is missing, `ip_address` is not an IP address, or `email` is over 254 characters", body = ValidationErrorBody),
         (status = 429, description = "Too many failures (`Retry-After`)", body = ErrorBody),
     ))]
 /// Client credentials travel in the body (`client_id`, `client_secret`), as every SDK sends

@@ -8,7 +8,7 @@
 //! PKCE challenge.
 
 use serde::Deserialize;
-use tessera_core::{authkit, id, token, Error};
+use tessera_core::{authkit, id, token, validate, Error};
 use tessera_store::AuthCodeRow;
 
 use super::events::RequestMeta;
@@ -249,6 +249,8 @@ pub async fn code_grant(
     if !has_secret && verifier.is_none() {
         return Err(Error::InvalidClient);
     }
+    // Checked before the code is spent, so a bad address costs the caller no code.
+    let body_ip = signin::body_ip(req)?;
     let now = state.now();
     let row = state
         .store
@@ -271,15 +273,15 @@ pub async fn code_grant(
     let user = state.store.get_user(&row.user_id).await?;
     // The application's backend sends the end user's address when it knows it; otherwise the
     // browser's, recorded when the code was issued, is the better guess than the backend's.
+    // Both are bounded as in every grant: the address parsed, the user agent cut to 512 bytes.
     let meta = RequestMeta {
-        ip_address: req
-            .ip_address
-            .clone()
+        ip_address: body_ip
             .or(row.ip_address)
             .or_else(|| meta.ip_address.clone()),
         user_agent: req
             .user_agent
-            .clone()
+            .as_deref()
+            .map(validate::user_agent)
             .or(row.user_agent)
             .or_else(|| meta.user_agent.clone()),
     };

@@ -141,10 +141,10 @@ pub async fn enroll_user_factor(
         .store
         .insert_factor(&factor, Some(&challenge), &events)
         .await?;
-    Ok(EnrolledFactorView {
-        authentication_factor: FactorView::new(&factor, Some(secrets)),
-        authentication_challenge: ChallengeView::new(&challenge, None),
-    })
+    Ok(EnrolledFactorView::new(
+        FactorView::new(&factor, Some(secrets)),
+        ChallengeView::new(&challenge, None),
+    ))
 }
 
 /// `GET /user_management/users/:id/auth_factors`.

@@ -174,7 +174,11 @@ pub async fn challenge(
     req: ChallengeRequest,
 ) -> Result<ChallengeView, Error> {
     let factor = get_factor_row(state, factor_id).await?;
-    if let Some(t) = &req.sms_template {
+    // Go's `mfa.ChallengeFactor` (every workos-go release with `pkg/mfa`) always sends
+    // `"sms_template": ""`, TOTP factors included: an empty template means "the default",
+    // exactly like an absent one. A non-empty one still needs `{{code}}`.
+    let sms_template = req.sms_template.filter(|t| !t.is_empty());
+    if let Some(t) = &sms_template {
         let mut p = Problems::default();
         p.check(validate::text("sms_template", t, MAX_SMS_TEMPLATE));
         if !t.contains("{{code}}") {
@@ -214,7 +218,7 @@ pub async fn challenge(
             "Your verification code is {{{{code}}}}. It expires in {} minutes.",
             (state.config.challenge_ttl_ms / 60_000).max(1)
         );
-        let template = req.sms_template.as_deref().unwrap_or(&default);
+        let template = sms_template.as_deref().unwrap_or(&default);
         let body = template.replace("{{code}}", code.as_deref().unwrap_or_default());
         state
             .sms

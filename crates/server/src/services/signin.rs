@@ -3,10 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sha2::Digest;
 use tessera_core::jwt::{AccessClaims, SigningKey};
 use tessera_core::seal::Sealed;
 use tessera_core::{id, password, token, validate, Error};
-use tessera_store::{ListParams, Order, RefreshOutcome, SigningKeyRow, UserRow};
+use tessera_store::{ListParams, NextRefresh, Order, RefreshOutcome, SigningKeyRow, UserRow};
 
 use super::events::{self, RequestMeta};
 use super::mfa::{self, VerifyRequest};
@@ -15,7 +16,7 @@ use crate::views::UserView;
 use crate::AppState;
 
 pub const MFA_TOTP_GRANT: &str = "urn:workos:oauth:grant-type:mfa-totp";
-const SIGNING_KEY_PURPOSE: &str = "jwt";
+pub const SIGNING_KEY_PURPOSE: &str = "jwt";
 const PASSWORD_SUCCEEDED: &str = "authentication.password_succeeded";
 const PASSWORD_FAILED: &str = "authentication.password_failed";
 
@@ -33,7 +34,9 @@ pub struct AuthenticateRequest {
     pub refresh_token: Option<String>,
     /// PKCE verifier of the `authorization_code` grant.
     pub code_verifier: Option<String>,
+    /// The end user's IPv4 or IPv6 address (anything else is 422; empty = not sent).
     pub ip_address: Option<String>,
+    /// The end user's user agent; stored cut to 512 bytes.
     pub user_agent: Option<String>,
 }
 
@@ -66,16 +69,18 @@ pub async fn rotate_signing_key(
         .await
         .map_err(Error::internal)??;
     let sealed = keys.seal(SIGNING_KEY_PURPOSE, key.kid(), &key.to_bytes());
-    store.retire_signing_keys(now.millis()).await?;
     store
-        .insert_signing_key(&SigningKeyRow {
-            kid: key.kid().to_owned(),
-            secret_key_id: sealed.key_id,
-            secret_sealed: sealed.blob,
-            public_jwk: key.public_jwk().to_string(),
-            created_at: now.millis(),
-            retired_at: None,
-        })
+        .rotate_signing_key(
+            &SigningKeyRow {
+                kid: key.kid().to_owned(),
+                secret_key_id: sealed.key_id,
+                secret_sealed: sealed.blob,
+                public_jwk: key.public_jwk().to_string(),
+                created_at: now.millis(),
+                retired_at: None,
+            },
+            now.millis(),
+        )
         .await?;
     Ok(key.kid().to_owned())
 }
@@ -111,19 +116,20 @@ pub async fn jwks(state: &AppState) -> Result<serde_json::Value, Error> {
     Ok(json!({ "keys": keys }))
 }
 
-pub(crate) async fn check_client(state: &AppState, req: &AuthenticateRequest) -> Result<(), Error> {
+/// Checks `client_id` and `client_secret` (an API key); returns the API key's id.
+pub(crate) async fn check_client(
+    state: &AppState,
+    req: &AuthenticateRequest,
+) -> Result<String, Error> {
     let id_ok = req
         .client_id
         .as_deref()
         .is_some_and(|c| c == &*state.client_id);
     let secret = req.client_secret.as_deref().unwrap_or_default();
-    let secret_ok = crate::extract::authenticate_key(state, secret)
-        .await
-        .is_ok();
-    if id_ok && secret_ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidClient)
+    let key_id = crate::extract::authenticate_key(state, secret).await.ok();
+    match key_id {
+        Some(key_id) if id_ok => Ok(key_id),
+        _ => Err(Error::InvalidClient),
     }
 }
 
@@ -144,13 +150,29 @@ fn failed(code: &'static str, message: impl Into<String>) -> Error {
     }
 }
 
-/// Request metadata: the SDK's `ip_address`/`user_agent` (the end user's) win over the
-/// connection's (the calling backend's).
-pub(crate) fn effective_meta(req: &AuthenticateRequest, meta: &RequestMeta) -> RequestMeta {
-    RequestMeta {
-        ip_address: req.ip_address.clone().or_else(|| meta.ip_address.clone()),
-        user_agent: req.user_agent.clone().or_else(|| meta.user_agent.clone()),
+/// The body's `ip_address`, parsed (422 naming the field when it is not an address);
+/// `None` when absent or empty, as some SDKs send an empty string for "not given".
+pub(crate) fn body_ip(req: &AuthenticateRequest) -> Result<Option<String>, Error> {
+    match req.ip_address.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(ip) => validate::ip_address("ip_address", ip)
+            .map(Some)
+            .map_err(|e| Error::Validation(vec![e])),
     }
+}
+
+/// Request metadata: the SDK's `ip_address`/`user_agent` (the end user's) win over the
+/// connection's (the calling backend's). Both end up in events, so both are bounded here:
+/// the address is parsed and canonical, the user agent cut to 512 bytes.
+fn effective_meta(req: &AuthenticateRequest, meta: &RequestMeta) -> Result<RequestMeta, Error> {
+    Ok(RequestMeta {
+        ip_address: body_ip(req)?.or_else(|| meta.ip_address.clone()),
+        user_agent: req
+            .user_agent
+            .as_deref()
+            .map(validate::user_agent)
+            .or_else(|| meta.user_agent.clone()),
+    })
 }
 
 pub async fn authenticate(
@@ -171,12 +193,20 @@ pub async fn authenticate(
         // Public clients redeem codes with a PKCE verifier instead of a secret.
         return super::authkit::code_grant(state, &req, meta).await;
     }
-    check_client(state, &req).await?;
-    let meta = effective_meta(&req, meta);
+    let api_key_id = check_client(state, &req).await?;
+    let meta = effective_meta(&req, meta)?;
     match grant.as_str() {
-        "password" => password_grant(state, &req, &meta).await,
+        "password" => {
+            // Run to the end even if the client goes away and this future is dropped: the
+            // attempt is charged and its hash cannot be stopped, so its outcome (the event,
+            // the refund, the rehash) must be written too.
+            let state = state.clone();
+            tokio::spawn(async move { password_grant(&state, &req, &meta).await })
+                .await
+                .map_err(Error::internal)?
+        }
         MFA_TOTP_GRANT => totp_grant(state, &req, &meta).await,
-        _ => refresh_grant(state, &req).await,
+        _ => refresh_grant(state, &req, &api_key_id).await,
     }
 }
 
@@ -214,8 +244,16 @@ async fn password_grant(
 ) -> Result<AuthenticateResponse, Error> {
     let raw_email = required(&req.email, "email")?;
     let pw = required(&req.password, "password")?;
-    let (user, step) =
-        check_password(state, raw_email, pw, req.ip_address.as_deref(), meta).await?;
+    let limit_ip = body_ip(req)?;
+    // Already in its own task (see `authenticate`), so the unspawned check.
+    let (user, step) = check_password_to_end(
+        state,
+        raw_email.to_owned(),
+        pw.to_owned(),
+        limit_ip,
+        meta.clone(),
+    )
+    .await?;
     if step == PasswordStep::Done {
         return start_session(state, &user, meta, None).await;
     }
@@ -255,8 +293,13 @@ pub async fn new_pending_token(state: &AppState, user_id: &str) -> Result<String
 }
 
 /// The password step of every sign-in (the API's password grant and the hosted page):
-/// throttling, the constant-work check, events, and what must follow. `limit_ip` is the end
-/// user's address when known (the per-IP limit applies only then).
+/// throttling, the constant-work check, events, the rehash, and what must follow. `limit_ip`
+/// is the end user's address when known, parsed (the per-IP limit applies only then); `meta`
+/// must come bounded (`effective_meta`, or the `Meta` extractor).
+///
+/// Runs in its own task, to the end even if the caller's future is dropped (a browser or
+/// client that goes away): the attempt is charged before the hash, which cannot be stopped,
+/// so its outcome (the event, the refund, the rehash) must be written too.
 pub async fn check_password(
     state: &AppState,
     raw_email: &str,
@@ -264,16 +307,45 @@ pub async fn check_password(
     limit_ip: Option<&str>,
     meta: &RequestMeta,
 ) -> Result<(UserRow, PasswordStep), Error> {
-    let pw = pw.to_owned();
+    let state = state.clone();
+    let (raw_email, pw, limit_ip, meta) = (
+        raw_email.to_owned(),
+        pw.to_owned(),
+        limit_ip.map(str::to_owned),
+        meta.clone(),
+    );
+    tokio::spawn(async move { check_password_to_end(&state, raw_email, pw, limit_ip, meta).await })
+        .await
+        .map_err(Error::internal)?
+}
+
+/// [`check_password`] in the caller's task: only for callers that already run in a task of
+/// their own.
+async fn check_password_to_end(
+    state: &AppState,
+    raw_email: String,
+    pw: String,
+    limit_ip: Option<String>,
+    meta: RequestMeta,
+) -> Result<(UserRow, PasswordStep), Error> {
+    let raw_email = raw_email.as_str();
+    let meta = &meta;
     let now = state.now();
-    let email = validate::email("email", raw_email).unwrap_or_else(|_| raw_email.to_lowercase());
+    let email = match validate::email("email", raw_email) {
+        Ok(e) => e,
+        // No account has an address over the RFC 5321 limit, and one would be stored (as
+        // the throttle key, in the event): refused before anything is written.
+        Err(e) if e.code == "email_too_long" => return Err(Error::Validation(vec![e])),
+        // Malformed but short: treated like an unknown email (charged, dummy hash).
+        Err(_) => raw_email.trim().to_lowercase(),
+    };
     let user = state.store.find_user_by_email(&email).await?;
     // Attempts are charged before the (slow) password check, per email whether or not the
     // account exists, so the limit neither reveals accounts nor can be overshot in parallel.
     // The per-IP limit applies only when the caller names the end user's IP (`ip_address`):
     // the connection's address is the calling backend, shared by all its users.
     let account_key = format!("account:{email}");
-    let ip_key = limit_ip.map(|ip| format!("ip:{}", ip.chars().take(64).collect::<String>()));
+    let ip_key = limit_ip.map(|ip| format!("ip:{ip}"));
     let mut limits = vec![(account_key.as_str(), state.config.password_account_rate)];
     if let Some(k) = &ip_key {
         limits.push((k.as_str(), state.config.password_ip_rate));
@@ -290,8 +362,9 @@ pub async fn check_password(
     }
     // Unknown users are checked against a dummy hash: same work, same answer, same timing.
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = state
-        .hash_work(move |memory| password::verify_with(memory, &pw, stored.as_deref()))
+    let verified = stored.clone();
+    let (ok, rehash) = state
+        .hash_work(move |memory| password::verify_and_rehash_with(memory, &pw, stored.as_deref()))
         .await?;
     if !ok {
         events::record(
@@ -304,6 +377,14 @@ pub async fn check_password(
     }
     state.store.refund_password_attempt(&limits).await?;
     let user = user.ok_or_else(|| Error::internal("verified without a user"))?;
+    if let (Some(new_hash), Some(old_hash)) = (rehash, verified) {
+        // An imported (or older) hash is replaced by one with today's parameters, but only
+        // if it is still the hash just verified: a password changed meanwhile stays.
+        state
+            .store
+            .replace_password_hash(&user.id, &old_hash, &new_hash)
+            .await?;
+    }
     events::record(
         state,
         PASSWORD_SUCCEEDED,
@@ -497,7 +578,8 @@ async fn access_token(state: &AppState, user_id: &str, session_id: &str) -> Resu
     let now = state.now();
     let key = active_signing_key(state).await?;
     key.sign(&AccessClaims {
-        iss: state.config.issuer.clone(),
+        iss: state.config.issuer().to_owned(),
+        aud: state.client_id.to_string(),
         sub: user_id.to_owned(),
         sid: session_id.to_owned(),
         iat: now.unix_seconds(),
@@ -508,34 +590,105 @@ async fn access_token(state: &AppState, user_id: &str, session_id: &str) -> Resu
     })
 }
 
+/// Seal purpose of the answer kept for refresh retries within the grace.
+const REFRESH_GRACE_PURPOSE: &str = "refresh_grace";
+
+/// The answer of a rotation, as sealed for retries.
+#[derive(Serialize, Deserialize)]
+struct RefreshPair {
+    access_token: String,
+    refresh_token: String,
+}
+
+/// The refresh grant, in this order, so that nothing can fail after the presented token is
+/// used up:
+///
+/// 1. find the token's live session (unknown token or ended session: `invalid_grant`);
+/// 2. mint the next access token and refresh token for that session, and seal the pair for
+///    retries (the key is derived from the master key and the presented token);
+/// 3. present the token in one transaction: rotate it, or (used moments ago by the same
+///    client, within `refresh_reuse_grace_ms`) give back the sealed pair of that rotation,
+///    or (any other reuse) revoke the session;
+/// 4. answer.
 async fn refresh_grant(
     state: &AppState,
     req: &AuthenticateRequest,
+    api_key_id: &str,
 ) -> Result<AuthenticateResponse, Error> {
     let presented = required(&req.refresh_token, "refresh_token")?;
     let now = state.now();
-    let next = token::random_base62(40);
-    match state
+    let hash = token::hash(presented);
+    let client = retry_client(api_key_id, req);
+    let client = client.as_str();
+    let idle_since = sessions::idle_since(state, now.millis());
+    let invalid =
+        || Error::InvalidGrant("The refresh token is invalid or its session has ended.".into());
+    let found = state
         .store
-        .rotate_refresh_token(
-            &token::hash(presented),
-            &token::hash(&next),
-            now.millis(),
-            sessions::idle_since(state, now.millis()),
-        )
+        .find_refresh_token(&hash, now.millis(), idle_since)
         .await?
-    {
-        RefreshOutcome::Rotated {
+        .ok_or_else(invalid)?;
+    // The sealed pair is bound to this token's row; its hash is public within the database.
+    let row_id = data_encoding::HEXLOWER.encode(&hash);
+    let minted = if found.used_at.is_none() {
+        let pair = RefreshPair {
+            access_token: access_token(state, &found.user_id, &found.session_id).await?,
+            refresh_token: token::random_base62(40),
+        };
+        let plain = zeroize::Zeroizing::new(serde_json::to_vec(&pair).map_err(Error::internal)?);
+        let sealed = state.keys.seal_with_secret(
+            REFRESH_GRACE_PURPOSE,
+            &row_id,
+            presented.as_bytes(),
+            &plain,
+        );
+        let next_hash = token::hash(&pair.refresh_token);
+        Some((pair, next_hash, sealed))
+    } else {
+        None
+    };
+    let next = minted.as_ref().map(|(_, next_hash, sealed)| NextRefresh {
+        hash: next_hash,
+        grace_until: now
+            .plus_millis(state.config.refresh_reuse_grace_ms)
+            .millis(),
+        client,
+        key_id: &sealed.key_id,
+        sealed: &sealed.blob,
+    });
+    let outcome = state
+        .store
+        .rotate_refresh_token(&hash, next.as_ref(), client, now.millis(), idle_since)
+        .await?;
+    match outcome {
+        RefreshOutcome::Rotated { user_id, .. } => {
+            let (pair, _, _) = minted.ok_or_else(|| Error::internal("rotated without a pair"))?;
+            refresh_answer(state, &user_id, pair).await
+        }
+        RefreshOutcome::Replayed {
             session_id,
             user_id,
+            key_id,
+            sealed,
         } => {
-            let user = state.store.get_user(&user_id).await?;
-            Ok(AuthenticateResponse {
-                access_token: access_token(state, &user.id, &session_id).await?,
-                refresh_token: next,
-                user: UserView::from(&user),
-                authentication_method: None,
-            })
+            let plain = state
+                .keys
+                .open_with_secret(
+                    REFRESH_GRACE_PURPOSE,
+                    &row_id,
+                    presented.as_bytes(),
+                    &Sealed {
+                        key_id,
+                        blob: sealed,
+                    },
+                )
+                .map_err(Error::internal)?;
+            let pair: RefreshPair = serde_json::from_slice(&plain).map_err(Error::internal)?;
+            tracing::info!(
+                session_id,
+                "a refresh token was presented again within the retry grace; the same answer was given"
+            );
+            refresh_answer(state, &user_id, pair).await
         }
         RefreshOutcome::ReuseDetected { session_id, .. } => {
             tracing::warn!(
@@ -550,8 +703,57 @@ async fn refresh_grant(
                 "The refresh token was already used; the session has been revoked.".into(),
             ))
         }
-        RefreshOutcome::Invalid => Err(Error::InvalidGrant(
-            "The refresh token is invalid or its session has ended.".into(),
-        )),
+        RefreshOutcome::Invalid => Err(invalid()),
+    }
+}
+
+/// Who may retry a refresh within the grace: the same API key, for the same end user as far as
+/// the request says (`ip_address` and `user_agent`, which the SDKs forward when the app passes
+/// them). All of a backend's users share its API key, so without them a thief replaying a
+/// stolen token through the same backend within the grace would get the answer; with them, a
+/// presentation from another address or browser is reuse. Stored as a SHA-256 (hex), not in
+/// clear.
+fn retry_client(api_key_id: &str, req: &AuthenticateRequest) -> String {
+    let mut material = Vec::new();
+    for part in [
+        Some(api_key_id),
+        req.ip_address.as_deref(),
+        req.user_agent.as_deref(),
+    ] {
+        // Length-prefixed, so no two different triples give the same bytes.
+        let part = part.unwrap_or_default().as_bytes();
+        material.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        material.extend_from_slice(part);
+    }
+    data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(&material))
+}
+
+async fn refresh_answer(
+    state: &AppState,
+    user_id: &str,
+    pair: RefreshPair,
+) -> Result<AuthenticateResponse, Error> {
+    let user = state.store.get_user(user_id).await?;
+    Ok(AuthenticateResponse {
+        access_token: pair.access_token,
+        refresh_token: pair.refresh_token,
+        user: UserView::from(&user),
+        authentication_method: None,
+    })
+}
+
+/// Erases sealed refresh answers whose grace is over, every minute, until the server stops
+/// (they are useless without the token they answered, but need not stay on disk).
+pub async fn sweep_refresh_grace(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if let Err(e) = state
+            .store
+            .clear_expired_refresh_grace(state.now().millis())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot erase expired refresh answers");
+        }
     }
 }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use tessera_core::error::Entity;
 use tessera_core::validate::{self, Problems, MAX_EXTERNAL_ID, MAX_TEXT, MAX_URL};
 use tessera_core::{id, password, Error, FieldError};
-use tessera_store::{ListParams, Page, UserRow};
+use tessera_store::{ListParams, Page, UserPatch, UserRow};
 
 use crate::AppState;
 
@@ -15,12 +15,15 @@ use crate::AppState;
 pub struct CreateUserRequest {
     pub email: Option<String>,
     pub password: Option<String>,
+    /// An Argon2 PHC string with m ≤ 262144 KiB, t ≤ 10 and p ≤ 8 (`password_hash_type`
+    /// `argon2`).
     pub password_hash: Option<String>,
     pub password_hash_type: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub name: Option<String>,
     pub email_verified: Option<bool>,
+    /// An absolute `http` or `https` URL.
     pub profile_picture_url: Option<String>,
     pub external_id: Option<String>,
     #[schema(value_type = Option<Object>)]
@@ -36,12 +39,15 @@ pub struct CreateUserRequest {
 pub struct UpdateUserRequest {
     pub email: Option<String>,
     pub password: Option<String>,
+    /// An Argon2 PHC string with m ≤ 262144 KiB, t ≤ 10 and p ≤ 8 (`password_hash_type`
+    /// `argon2`).
     pub password_hash: Option<String>,
     pub password_hash_type: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub name: Option<String>,
     pub email_verified: Option<bool>,
+    /// An absolute `http` or `https` URL.
     pub profile_picture_url: Option<String>,
     #[serde(deserialize_with = "super::nullable")]
     #[schema(value_type = Option<String>)]
@@ -62,6 +68,14 @@ const MAX_LOCALE: usize = 35; // BCP 47 tags in practice
 fn check_optional_text(p: &mut Problems, field: &str, v: &Option<String>, max: usize) {
     if let Some(v) = v {
         p.check(validate::text(field, v, max));
+    }
+}
+
+/// Only absolute `http(s)` URLs: the picture is shown in pages and apps, where a
+/// `javascript:` or `data:` URL would run or render attacker content.
+fn check_picture_url(p: &mut Problems, v: &Option<String>) {
+    if let Some(v) = v {
+        p.check(validate::http_url("profile_picture_url", v, MAX_URL));
     }
 }
 
@@ -129,14 +143,25 @@ async fn password_to_store(
                     "Only password_hash_type 'argon2' (a PHC string) is supported.",
                 ));
             }
-            if h.len() > 512 || argon2::password_hash::PasswordHash::new(&h).is_err() {
-                return Err(Error::invalid(
+            let problem = if h.len() > 512 {
+                Some(password::ImportProblem::Malformed)
+            } else {
+                password::import_problem(&h)
+            };
+            match problem {
+                None => Ok(Some(h)),
+                Some(password::ImportProblem::Malformed) => Err(Error::invalid(
                     "password_hash",
                     "invalid_password_hash",
                     "password_hash must be an Argon2 PHC string.",
-                ));
+                )),
+                // Refused rather than stored: every sign-in would pay this cost.
+                Some(password::ImportProblem::CostOutOfRange(message)) => Err(Error::invalid(
+                    "password_hash",
+                    "password_hash_cost_out_of_range",
+                    message,
+                )),
             }
-            Ok(Some(h))
         }
         (None, None) => Ok(None),
     }
@@ -158,12 +183,7 @@ pub async fn create(state: &AppState, req: CreateUserRequest) -> Result<UserRow,
     check_optional_text(&mut p, "first_name", &req.first_name, MAX_TEXT);
     check_optional_text(&mut p, "last_name", &req.last_name, MAX_TEXT);
     check_optional_text(&mut p, "name", &req.name, MAX_TEXT);
-    check_optional_text(
-        &mut p,
-        "profile_picture_url",
-        &req.profile_picture_url,
-        MAX_URL,
-    );
+    check_picture_url(&mut p, &req.profile_picture_url);
     check_optional_text(&mut p, "external_id", &req.external_id, MAX_EXTERNAL_ID);
     check_optional_text(&mut p, "locale", &req.locale, MAX_LOCALE);
     if let Some(m) = &req.metadata {
@@ -206,82 +226,103 @@ pub async fn get(state: &AppState, user_id: &str) -> Result<UserRow, Error> {
     state.store.get_user(user_id).await
 }
 
+/// Changes only the fields the request names, in one statement (see
+/// [`tessera_store::Store::update_user`]), so concurrent updates of different fields never
+/// undo each other; metadata is merged into the stored object under the row's lock.
 pub async fn update(
     state: &AppState,
     user_id: &str,
     req: UpdateUserRequest,
 ) -> Result<UserRow, Error> {
-    let mut u = get(state, user_id).await?;
-    let mut p = Problems::default();
-    if let Some(e) = &req.email {
-        if let Some(e) = p.check(validate::email("email", e)) {
-            u.email = e;
-        }
+    if !id::has_prefix(user_id, id::prefix::USER) {
+        return Err(Error::not_found(Entity::User, user_id));
     }
+    state.store.get_user(user_id).await?;
+    let mut p = Problems::default();
+    let email = match &req.email {
+        Some(e) => p.check(validate::email("email", e)),
+        None => None,
+    };
     check_optional_text(&mut p, "first_name", &req.first_name, MAX_TEXT);
     check_optional_text(&mut p, "last_name", &req.last_name, MAX_TEXT);
     check_optional_text(&mut p, "name", &req.name, MAX_TEXT);
-    check_optional_text(
-        &mut p,
-        "profile_picture_url",
-        &req.profile_picture_url,
-        MAX_URL,
-    );
+    check_picture_url(&mut p, &req.profile_picture_url);
     if let Some(Some(x)) = &req.external_id {
         p.check(validate::text("external_id", x, MAX_EXTERNAL_ID));
     }
     if let Some(Some(l)) = &req.locale {
         p.check(validate::text("locale", l, MAX_LOCALE));
     }
-    let mut metadata: Map<String, Value> = serde_json::from_str(&u.metadata).unwrap_or_default();
     if let Some(m) = &req.metadata {
         check_metadata(&mut p, m, true);
-        for (k, v) in m {
-            if v.is_null() {
-                metadata.remove(k);
-            } else {
-                metadata.insert(k.clone(), v.clone());
-            }
-        }
-        if metadata.len() > MAX_METADATA_KEYS {
-            p.push(FieldError::new(
-                "metadata",
-                "too_many_keys",
-                format!("metadata may have at most {MAX_METADATA_KEYS} keys."),
-            ));
-        }
     }
     p.into_result()?;
-    let new_password = password_to_store(
+    let password_hash = password_to_store(
         state,
         req.password,
         req.password_hash,
         req.password_hash_type,
     )
     .await?;
-    let password_changed = new_password.is_some();
-    if let Some(h) = new_password {
-        u.password_hash = Some(h);
-    }
-    u.first_name = req.first_name.or(u.first_name);
-    u.last_name = req.last_name.or(u.last_name);
-    u.name = req.name.or(u.name);
-    u.profile_picture_url = req.profile_picture_url.or(u.profile_picture_url);
-    u.email_verified = req.email_verified.unwrap_or(u.email_verified);
-    if let Some(x) = req.external_id {
-        u.external_id = x;
-    }
-    if let Some(l) = req.locale {
-        u.locale = l;
-    }
-    u.metadata = Value::Object(metadata).to_string();
-    u.updated_at = state.now().millis();
-    state.store.update_user(&u).await?;
+    let password_changed = password_hash.is_some();
+    let patch = UserPatch {
+        email,
+        email_verified: req.email_verified,
+        first_name: req.first_name,
+        last_name: req.last_name,
+        name: req.name,
+        profile_picture_url: req.profile_picture_url,
+        external_id: req.external_id,
+        locale: req.locale,
+        password_hash,
+        updated_at: state.now().millis(),
+    };
+    let user = match req.metadata {
+        Some(changes) => {
+            let merge = move |stored: &str| merge_metadata(stored, &changes);
+            state
+                .store
+                .update_user(user_id, &patch, Some(&merge))
+                .await?
+        }
+        None => state.store.update_user(user_id, &patch, None).await?,
+    };
     if password_changed {
-        // A new password ends every session: whoever knew the old one is signed out.
-        super::sessions::end_all_for_user(state, &u.id, "password_changed").await?;
+        // A new password ends every session: whoever knew the old one is signed out. This
+        // runs right after the update's own transaction (as for a deleted factor), not
+        // inside it, because it records one `session.revoked` event per session ended. It
+        // runs in its own task, spawned with no await point after the update commits, so a
+        // client that goes away cannot leave the password changed and the sessions alive.
+        let state = state.clone();
+        let user_id = user_id.to_owned();
+        tokio::spawn(async move {
+            super::sessions::end_all_for_user(&state, &user_id, "password_changed").await
+        })
+        .await
+        .map_err(Error::internal)??;
     }
-    Ok(u)
+    Ok(user)
+}
+
+/// Merges `changes` into the stored metadata (a `null` value deletes its key); the result
+/// must still fit the key limit.
+fn merge_metadata(stored: &str, changes: &Map<String, Value>) -> Result<String, Error> {
+    let mut metadata: Map<String, Value> = serde_json::from_str(stored).unwrap_or_default();
+    for (k, v) in changes {
+        if v.is_null() {
+            metadata.remove(k);
+        } else {
+            metadata.insert(k.clone(), v.clone());
+        }
+    }
+    if metadata.len() > MAX_METADATA_KEYS {
+        return Err(Error::Validation(vec![FieldError::new(
+            "metadata",
+            "too_many_keys",
+            format!("metadata may have at most {MAX_METADATA_KEYS} keys."),
+        )]));
+    }
+    Ok(Value::Object(metadata).to_string())
 }
 
 pub async fn delete(state: &AppState, user_id: &str) -> Result<(), Error> {

@@ -22,6 +22,9 @@ on_both_backends!(
     a_password_change_ends_every_session_of_the_user,
     deleting_a_factor_or_the_user_ends_the_sessions,
     users_are_found_by_external_id,
+    a_code_grant_bounds_the_request_strings_and_a_bad_address_keeps_the_code,
+    a_used_token_of_an_ended_session_neither_replays_nor_revokes,
+    a_cancelled_hosted_password_check_still_records_its_outcome,
 );
 
 pub const CALLBACK: &str = "https://app.example.com/callback";
@@ -631,4 +634,128 @@ async fn users_are_found_by_external_id(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+// ---- the merge of main (issue 12) into authkit ---------------------------------------------
+
+async fn a_code_grant_bounds_the_request_strings_and_a_bad_address_keeps_the_code(app: TestApp) {
+    let uid = user(&app, "bounds@example.com").await;
+    let code = code_for(&app, &uid, None).await;
+    let grant = |extra: Value| {
+        let mut b = confidential(
+            &app,
+            json!({ "grant_type": "authorization_code", "code": code }),
+        );
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let (s, e) = auth(&app, grant(json!({ "ip_address": "not an address" }))).await;
+    assert_eq!(
+        (s, e["errors"][0]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("ip_address")),
+        "{e}"
+    );
+    let agent = "é".repeat(400);
+    let (s, v) = auth(
+        &app,
+        grant(json!({ "ip_address": " 2001:DB8::1 ", "user_agent": agent })),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "the refused request did not spend the code: {v}"
+    );
+    let listed = &sessions(&app, &uid).await[0];
+    assert_eq!(listed["ip_address"], "2001:db8::1", "parsed and canonical");
+    assert_eq!(
+        listed["user_agent"].as_str().unwrap().len(),
+        512,
+        "cut to 512 bytes on a character boundary"
+    );
+}
+
+async fn a_used_token_of_an_ended_session_neither_replays_nor_revokes(app: TestApp) {
+    let uid = user(&app, "ended@example.com").await;
+    let v = password_sign_in(&app, "ended@example.com", json!({})).await;
+    let first = v["refresh_token"].as_str().unwrap().to_owned();
+    let (s, r) = refresh(&app, &first).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    // Within the retry grace the same client gets the same answer.
+    let (s, again) = refresh(&app, &first).await;
+    assert_eq!(
+        (s, &again["refresh_token"]),
+        (StatusCode::OK, &r["refresh_token"])
+    );
+    // The session then ends by inactivity; presenting the used token is no reuse to punish.
+    app.clock.advance_millis(7 * DAY);
+    let (s, e) = refresh(&app, &first).await;
+    assert_eq!(
+        (s, e["error_description"].clone()),
+        (
+            StatusCode::BAD_REQUEST,
+            json!("The refresh token is invalid or its session has ended.")
+        )
+    );
+    assert_eq!(sessions(&app, &uid).await[0]["status"], "expired");
+    let (_, ev) = app.get("/events?events=session.revoked").await;
+    assert_eq!(ev["data"].as_array().unwrap().len(), 0, "{ev}");
+}
+
+async fn a_cancelled_hosted_password_check_still_records_its_outcome(app: TestApp) {
+    use std::time::Duration;
+    use tessera_server::services::signin;
+    app.create_user("hosted-gone@example.com").await;
+    let state = app.state.clone();
+    let free = state.hashing.available_permits();
+    // Hold every Argon2 buffer, so the check stops once it holds its permit.
+    let pool = state.password_memory.clone();
+    let held: Vec<_> = (0..pool.max_buffers()).map(|_| pool.lease()).collect();
+    let request = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let meta = RequestMeta {
+                ip_address: Some("198.51.100.9".into()),
+                user_agent: Some("Browser/1.0".into()),
+            };
+            signin::check_password(
+                &state,
+                "hosted-gone@example.com",
+                "wrong password",
+                Some("198.51.100.9"),
+                &meta,
+            )
+            .await
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while state.hashing.available_permits() == free {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the check reached its hash");
+    // The browser goes away: the page handler's future is dropped.
+    request.abort();
+    assert!(request.await.unwrap_err().is_cancelled());
+    drop(held);
+    let failed = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let (_, ev) = app
+                .get("/events?events=authentication.password_failed")
+                .await;
+            if !ev["data"].as_array().unwrap().is_empty() {
+                return ev;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("authentication.password_failed was written");
+    assert_eq!(
+        failed["data"][0]["data"]["email"], "hosted-gone@example.com",
+        "{failed}"
+    );
 }

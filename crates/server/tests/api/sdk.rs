@@ -141,12 +141,17 @@ async fn the_seeds_node_sample_runs_word_for_word_against_tessera() {
 async fn the_node_sdk_conformance_suite_passes() {
     let Some(_) = sdk_dir() else { return };
     let app = server_with_seed_user().await;
+    // A second API key: reuse of a refresh token by another client is not a retry.
+    let (_, other_key) =
+        tessera_server::startup::create_api_key(&app.state.store, &app.clock, "other")
+            .await
+            .unwrap();
     let out = run(
         &app,
         repo_root().join("tests/sdk/node"),
         "node",
         &["conformance.mjs"],
-        &[],
+        &[("TESSERA_OTHER_API_KEY", other_key)],
     )
     .await;
     assert!(
@@ -161,12 +166,17 @@ async fn the_python_sdk_conformance_suite_passes() {
     let Some(sdk) = sdk_dir() else { return };
     let app = server_with_seed_user().await;
     let py = sdk.join("python-v5").to_string_lossy().into_owned();
+    // A second API key: reuse of a refresh token by another client is not a retry.
+    let (_, other_key) =
+        tessera_server::startup::create_api_key(&app.state.store, &app.clock, "other")
+            .await
+            .unwrap();
     let out = run(
         &app,
         repo_root().join("tests/sdk/python"),
         "python3",
         &["conformance_v5.py"],
-        &[("PYTHONPATH", py)],
+        &[("PYTHONPATH", py), ("TESSERA_OTHER_API_KEY", other_key)],
     )
     .await;
     assert!(

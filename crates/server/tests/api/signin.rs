@@ -17,6 +17,12 @@ on_both_backends!(
     the_same_pending_token_and_code_in_parallel_give_exactly_one_session,
     parallel_wrong_passwords_never_get_past_the_account_limit,
     successful_sign_ins_do_not_use_up_the_limit,
+    a_refresh_retried_within_the_grace_gets_the_same_pair_and_after_it_revokes,
+    a_refresh_token_presented_again_by_another_api_key_revokes_the_session,
+    a_refresh_token_presented_again_for_another_end_user_address_revokes_the_session,
+    parallel_presentations_of_one_refresh_token_rotate_once_and_all_get_the_same_pair,
+    refreshes_while_the_signing_key_rotates_never_fail_nor_revoke_the_session,
+    a_refresh_that_cannot_sign_leaves_the_refresh_token_unused,
 );
 
 async fn parallel_wrong_passwords_never_get_past_the_account_limit(app: TestApp) {
@@ -95,6 +101,8 @@ async fn verify_jwt(app: &TestApp, token: &str) -> Value {
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     v.validate_exp = false; // the test clock is not the wall clock
     v.required_spec_claims.clear();
+    v.set_audience(&[&app.client_id]); // `aud` is the client id
+    v.set_issuer(&[app.state.config.issuer()]);
     jsonwebtoken::decode::<Value>(token, &key, &v)
         .expect("valid signature")
         .claims
@@ -389,6 +397,9 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_session(app: TestApp
         sid,
         "same session"
     );
+    // Past the retry grace, a second presentation is reuse.
+    app.clock
+        .advance_millis(app.state.config.refresh_reuse_grace_ms + 1);
     let (s, v) = auth(
         &app,
         json!({ "grant_type": "refresh_token", "refresh_token": r1 }),
@@ -525,4 +536,222 @@ async fn a_rotated_signing_key_stays_in_the_jwks_until_its_tokens_expire(app: Te
         [new_kid.as_str()],
         "the old key is gone once its tokens have expired"
     );
+}
+
+async fn refresh(app: &TestApp, token: &str) -> (StatusCode, Value) {
+    auth(
+        app,
+        json!({ "grant_type": "refresh_token", "refresh_token": token }),
+    )
+    .await
+}
+
+/// Signs `email` in (creating the user) and returns (access token, refresh token).
+async fn signed_in(app: &TestApp, email: &str) -> (String, String) {
+    app.create_user(email).await;
+    let (s, v) = password(app, email, "correct horse battery").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    (
+        v["access_token"].as_str().unwrap().to_owned(),
+        v["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn a_refresh_retried_within_the_grace_gets_the_same_pair_and_after_it_revokes(app: TestApp) {
+    let (_, r1) = signed_in(&app, "retry@example.com").await;
+    let (s, v2) = refresh(&app, &r1).await;
+    assert_eq!(s, StatusCode::OK, "{v2}");
+    // The answer was lost; the client retries with the same token a few seconds later.
+    app.clock
+        .advance_millis(app.state.config.refresh_reuse_grace_ms - 1);
+    let (s, again) = refresh(&app, &r1).await;
+    assert_eq!(s, StatusCode::OK, "a retry within the grace: {again}");
+    assert_eq!(
+        again["refresh_token"], v2["refresh_token"],
+        "the same refresh token"
+    );
+    assert_eq!(
+        again["access_token"], v2["access_token"],
+        "the same access token"
+    );
+    assert_eq!(again["user"], v2["user"]);
+    let (_, ev) = app.get("/events?events=session.revoked").await;
+    assert!(
+        ev["data"].as_array().unwrap().is_empty(),
+        "nothing revoked: {ev}"
+    );
+    // After the grace, the same token is reuse: the session ends.
+    app.clock.advance_millis(1);
+    let (s, v) = refresh(&app, &r1).await;
+    assert_eq!(
+        (s, v["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant"))
+    );
+    let (s, _) = refresh(&app, v2["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "the session is revoked");
+    let (_, ev) = app.get("/events?events=session.revoked").await;
+    assert_eq!(
+        ev["data"][0]["data"]["reason"], "refresh_token_reuse",
+        "{ev}"
+    );
+}
+
+async fn a_refresh_token_presented_again_by_another_api_key_revokes_the_session(app: TestApp) {
+    let (_, r1) = signed_in(&app, "other-key@example.com").await;
+    let (s, v2) = refresh(&app, &r1).await;
+    assert_eq!(s, StatusCode::OK, "{v2}");
+    let (_, other) = tessera_server::startup::create_api_key(&app.state.store, &app.clock, "other")
+        .await
+        .unwrap();
+    let r = app
+        .http
+        .post(app.url("/user_management/authenticate"))
+        .json(&json!({ "grant_type": "refresh_token", "refresh_token": r1, "client_id": app.client_id, "client_secret": other }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "not a retry of this client"
+    );
+    let (s, _) = refresh(&app, v2["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "the session is revoked");
+}
+
+async fn parallel_presentations_of_one_refresh_token_rotate_once_and_all_get_the_same_pair(
+    app: TestApp,
+) {
+    let (_, r1) = signed_in(&app, "parallel-refresh@example.com").await;
+    let mut tasks = vec![];
+    for _ in 0..16 {
+        let http = app.http.clone();
+        let url = app.url("/user_management/authenticate");
+        let b = json!({ "grant_type": "refresh_token", "refresh_token": r1, "client_id": app.client_id, "client_secret": app.key });
+        tasks.push(tokio::spawn(async move {
+            let r = http.post(url).json(&b).send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut answers = vec![];
+    for t in tasks {
+        let (s, v) = t.await.unwrap();
+        assert_eq!(s, StatusCode::OK, "{v}");
+        answers.push((v["access_token"].clone(), v["refresh_token"].clone()));
+    }
+    // Each rotation mints its own pair: one pair for all means exactly one rotation.
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    let (s, v) = refresh(&app, answers[0].1.as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "the session goes on: {v}");
+}
+
+async fn refreshes_while_the_signing_key_rotates_never_fail_nor_revoke_the_session(app: TestApp) {
+    let mut sessions = vec![];
+    for i in 0..4 {
+        sessions.push(signed_in(&app, &format!("rotating{i}@example.com")).await.1);
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut loops = vec![];
+    for r in sessions {
+        let (http, url, client_id, key) = (
+            app.http.clone(),
+            app.url("/user_management/authenticate"),
+            app.client_id.clone(),
+            app.key.clone(),
+        );
+        let done = done.clone();
+        loops.push(tokio::spawn(async move {
+            let mut token = r;
+            let mut n = 0;
+            // Until the rotations are over, and at least a few refreshes each.
+            while n < 5 || !done.load(std::sync::atomic::Ordering::Acquire) {
+                let b = json!({ "grant_type": "refresh_token", "refresh_token": token, "client_id": client_id, "client_secret": key });
+                let resp = http.post(&url).json(&b).send().await.unwrap();
+                let status = resp.status();
+                let v: Value = resp.json().await.unwrap();
+                assert_eq!(status, StatusCode::OK, "refresh {n}: {v}");
+                token = v["refresh_token"].as_str().unwrap().to_owned();
+                n += 1;
+            }
+            n
+        }));
+    }
+    use tessera_core::Clock;
+    for _ in 0..3 {
+        tessera_server::services::signin::rotate_signing_key(
+            &app.state.store,
+            &app.state.keys,
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+        app.clock.advance_millis(1);
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    for l in loops {
+        assert!(l.await.unwrap() >= 5);
+    }
+    let (_, ev) = app.get("/events?events=session.revoked").await;
+    assert!(ev["data"].as_array().unwrap().is_empty(), "{ev}");
+}
+
+async fn a_refresh_that_cannot_sign_leaves_the_refresh_token_unused(app: TestApp) {
+    let (_, r1) = signed_in(&app, "no-key@example.com").await;
+    // No usable signing key (as in the middle of the old two-step rotation).
+    let active = app
+        .state
+        .store
+        .find_active_signing_key_sealed()
+        .await
+        .unwrap()
+        .unwrap();
+    let broken = tessera_store::SigningKeyRow {
+        kid: "kid_broken".into(),
+        secret_key_id: active.key_id.clone(),
+        secret_sealed: vec![0; 40],
+        public_jwk: "{}".into(),
+        created_at: crate::helpers::T0 + 1,
+        retired_at: None,
+    };
+    app.state
+        .store
+        .rotate_signing_key(&broken, crate::helpers::T0 + 1)
+        .await
+        .unwrap();
+    let (s, v) = refresh(&app, &r1).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
+    // A working key again: the very same token still refreshes (it was not used up), and
+    // the session is not revoked.
+    app.clock
+        .advance_millis(app.state.config.refresh_reuse_grace_ms + 1);
+    use tessera_core::Clock;
+    tessera_server::services::signin::rotate_signing_key(
+        &app.state.store,
+        &app.state.keys,
+        app.clock.now(),
+    )
+    .await
+    .unwrap();
+    let (s, v) = refresh(&app, &r1).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+async fn a_refresh_token_presented_again_for_another_end_user_address_revokes_the_session(
+    app: TestApp,
+) {
+    let (_, r1) = signed_in(&app, "other-ip@example.com").await;
+    let body = |ip: &str| json!({ "grant_type": "refresh_token", "refresh_token": r1, "ip_address": ip, "user_agent": "Firefox" });
+    let (s, v2) = auth(&app, body("198.51.100.7")).await;
+    assert_eq!(s, StatusCode::OK, "{v2}");
+    let (s, again) = auth(&app, body("198.51.100.7")).await;
+    assert_eq!(s, StatusCode::OK, "the same end user retries: {again}");
+    assert_eq!(again["refresh_token"], v2["refresh_token"]);
+    let (s, v) = auth(&app, body("203.0.113.66")).await;
+    assert_eq!(
+        (s, v["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_grant")),
+        "another address is reuse"
+    );
+    let (s, _) = refresh(&app, v2["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "the session is revoked");
 }

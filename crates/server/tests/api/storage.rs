@@ -203,3 +203,187 @@ async fn a_malformed_master_key_is_refused() {
         .unwrap();
     assert!(format!("{err:#}").contains("TESSERA_MASTER_KEY"), "{err:#}");
 }
+
+/// Runs one statement on the test database directly (as an operator or an old version would).
+async fn exec_sql(db: &TestDb, sql: &str) {
+    use sqlx::Connection;
+    if db.is_postgres() {
+        let mut c = sqlx::PgConnection::connect(db.url.expose()).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    } else {
+        let path = db.url.sqlite_path().unwrap();
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
+}
+
+fn random_master_key() -> zeroize::Zeroizing<String> {
+    tessera_core::seal::MasterKey::generate().1
+}
+
+fn key_id_of(b64: &str) -> String {
+    tessera_core::seal::MasterKey::from_base64(b64)
+        .unwrap()
+        .id()
+        .to_owned()
+}
+
+/// Starts a server on `db` with `current` and `old` master keys and a user with a TOTP
+/// factor (so sealed rows exist), then stops it.
+async fn seed_with_key(db: Arc<TestDb>, current: &zeroize::Zeroizing<String>) -> Arc<TestDb> {
+    let mut cfg = config_for(&db);
+    cfg.master_key = Some(current.clone());
+    let app = TestApp::spawn_with(db, cfg, ManualClock::new(Timestamp(T0))).await;
+    let u = app.create_user("sealed@example.com").await;
+    app.enroll_totp(u["id"].as_str().unwrap(), json!({ "type": "totp" }))
+        .await;
+    app.stop().await
+}
+
+async fn build_with_keys(
+    db: &TestDb,
+    current: &zeroize::Zeroizing<String>,
+    old: &[&zeroize::Zeroizing<String>],
+) -> anyhow::Result<Application> {
+    let mut cfg = config_for(db);
+    cfg.master_key = Some(current.clone());
+    cfg.old_master_keys = old.iter().map(|k| (*k).clone()).collect();
+    Application::build(cfg, Arc::new(ManualClock::new(Timestamp(T0)))).await
+}
+
+async fn stop_built(app: Application) {
+    app.state().store.close().await;
+}
+
+async fn a_wrong_master_key_is_refused_at_start(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        eprintln!("TESSERA_TEST_DATABASE_URL unset: not run");
+        return;
+    };
+    let right = random_master_key();
+    let db = seed_with_key(Arc::new(db), &right).await;
+    let wrong = random_master_key();
+    let err = build_with_keys(&db, &wrong, &[])
+        .await
+        .err()
+        .expect("refused");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("does not open this database's sealed data")
+            && msg.contains(&key_id_of(&right))
+            && msg.contains(&key_id_of(&wrong)),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains(right.as_str()) && !msg.contains(wrong.as_str()),
+        "no key in the message"
+    );
+    // Nothing was written under the wrong key: the right one still starts.
+    stop_built(
+        build_with_keys(&db, &right, &[])
+            .await
+            .expect("the right key starts"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_is_refused_at_start_on_sqlite() {
+    a_wrong_master_key_is_refused_at_start(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_is_refused_at_start_on_postgres() {
+    a_wrong_master_key_is_refused_at_start(Backend::Postgres).await;
+}
+
+async fn a_database_without_a_check_value_is_checked_by_its_sealed_rows(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        eprintln!("TESSERA_TEST_DATABASE_URL unset: not run");
+        return;
+    };
+    let right = random_master_key();
+    let db = seed_with_key(Arc::new(db), &right).await;
+    // As a database written before the check value existed.
+    exec_sql(&db, "DELETE FROM master_key_check").await;
+    let err = build_with_keys(&db, &random_master_key(), &[])
+        .await
+        .err()
+        .expect("refused");
+    assert!(format!("{err:#}").contains("does not open"), "{err:#}");
+    let app = build_with_keys(&db, &right, &[]).await.expect("starts");
+    let check = app.state().store.find_master_key_check().await.unwrap();
+    assert_eq!(
+        check.map(|c| c.key_id),
+        Some(key_id_of(&right)),
+        "the check value is written by the first start that proved the key"
+    );
+    stop_built(app).await;
+    // The check value alone now refuses a wrong key, even with no sealed rows left.
+    exec_sql(&db, "DELETE FROM auth_factors").await;
+    exec_sql(&db, "DELETE FROM signing_keys").await;
+    assert!(build_with_keys(&db, &random_master_key(), &[])
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn a_database_without_a_check_value_is_checked_by_its_sealed_rows_on_sqlite() {
+    a_database_without_a_check_value_is_checked_by_its_sealed_rows(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_database_without_a_check_value_is_checked_by_its_sealed_rows_on_postgres() {
+    a_database_without_a_check_value_is_checked_by_its_sealed_rows(Backend::Postgres).await;
+}
+
+async fn a_master_key_rotation_reseals_the_check_value(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        eprintln!("TESSERA_TEST_DATABASE_URL unset: not run");
+        return;
+    };
+    let first = random_master_key();
+    let db = seed_with_key(Arc::new(db), &first).await;
+    let second = random_master_key();
+    // The new key with the old one still in the ring: starts, and the check moves over.
+    let app = build_with_keys(&db, &second, &[&first])
+        .await
+        .expect("rotation starts");
+    let check = app.state().store.find_master_key_check().await.unwrap();
+    assert_eq!(check.map(|c| c.key_id), Some(key_id_of(&second)));
+    stop_built(app).await;
+    // Without the old key, the signing key (sealed under it) cannot sign: refused, clearly.
+    let err = build_with_keys(&db, &second, &[])
+        .await
+        .err()
+        .expect("refused");
+    assert!(format!("{err:#}").contains("signing key"), "{err:#}");
+    // Rotating the signing key with both keys, then the old key can go.
+    let app = build_with_keys(&db, &second, &[&first]).await.unwrap();
+    tessera_server::services::signin::rotate_signing_key(
+        &app.state().store,
+        &app.state().keys,
+        Timestamp(T0 + 1),
+    )
+    .await
+    .unwrap();
+    stop_built(app).await;
+    stop_built(
+        build_with_keys(&db, &second, &[])
+            .await
+            .expect("the new key alone starts"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_master_key_rotation_reseals_the_check_value_on_sqlite() {
+    a_master_key_rotation_reseals_the_check_value(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_master_key_rotation_reseals_the_check_value_on_postgres() {
+    a_master_key_rotation_reseals_the_check_value(Backend::Postgres).await;
+}

@@ -39,7 +39,11 @@ async fn with_test_pages(app: &TestApp) -> (String, Arc<AtomicUsize>) {
     tokio::spawn(tessera_server::serve::serve(
         listener,
         router,
-        Duration::from_secs(5),
+        tessera_server::serve::ServeLimits {
+            header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            max_open_connections: 100,
+        },
         std::future::pending(),
     ));
     (format!("http://{addr}"), changes)

@@ -1,0 +1,89 @@
+//! Pruning: deletes the rows that requests leave behind once they can no longer change any
+//! answer (expired throttle rows, dead challenges and pending tokens, events past their
+//! retention). Each table is pruned in bounded batches, one short write per batch, so a
+//! large backlog never holds the writer (SQLite) or a long transaction (PostgreSQL).
+//!
+//! Every statement repeats its cut-off in the outer `WHERE`: on PostgreSQL a row that a
+//! concurrent request changed between the inner `SELECT` and the `DELETE` (a throttle
+//! charged again) is re-checked against its new version and kept.
+
+use tessera_core::Error;
+
+use crate::db::on_db;
+use crate::sql::args;
+use crate::Store;
+
+/// Where each prune cuts (epoch milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneCutoffs {
+    /// Throttle rows whose theoretical arrival time is at or before this are deleted, and
+    /// pending tokens that expired at or before it (used ones at once).
+    pub now: i64,
+    /// Challenges that expired at or before this are deleted.
+    pub challenges_expired_by: i64,
+    /// Events created before this are deleted; `None` keeps every event.
+    pub events_before: Option<i64>,
+}
+
+/// Rows deleted, per table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub password_limits: u64,
+    pub sms_send_limits: u64,
+    pub pending_tokens: u64,
+    pub challenges: u64,
+    pub events: u64,
+}
+
+const PASSWORD_LIMITS: &str = "DELETE FROM password_limits WHERE tat <= $1 AND limit_key IN \
+     (SELECT limit_key FROM password_limits WHERE tat <= $1 LIMIT $2)";
+const SMS_SEND_LIMITS: &str = "DELETE FROM sms_send_limits WHERE tat <= $1 AND phone_number IN \
+     (SELECT phone_number FROM sms_send_limits WHERE tat <= $1 LIMIT $2)";
+const PENDING_TOKENS: &str = "DELETE FROM pending_tokens WHERE (used_at IS NOT NULL OR expires_at <= $1) \
+     AND token_hash IN (SELECT token_hash FROM pending_tokens WHERE used_at IS NOT NULL OR expires_at <= $1 LIMIT $2)";
+const CHALLENGES: &str = "DELETE FROM auth_challenges WHERE expires_at <= $1 AND id IN \
+     (SELECT id FROM auth_challenges WHERE expires_at <= $1 LIMIT $2)";
+const EVENTS: &str = "DELETE FROM events WHERE created_at < $1 AND id IN \
+     (SELECT id FROM events WHERE created_at < $1 LIMIT $2)";
+
+impl Store {
+    /// Deletes everything past `cutoffs`, at most `batch` rows per statement.
+    pub async fn prune(&self, cutoffs: &PruneCutoffs, batch: i64) -> Result<Pruned, Error> {
+        let batch = batch.max(1);
+        Ok(Pruned {
+            password_limits: self
+                .prune_batches(PASSWORD_LIMITS, cutoffs.now, batch)
+                .await?,
+            sms_send_limits: self
+                .prune_batches(SMS_SEND_LIMITS, cutoffs.now, batch)
+                .await?,
+            pending_tokens: self
+                .prune_batches(PENDING_TOKENS, cutoffs.now, batch)
+                .await?,
+            challenges: self
+                .prune_batches(CHALLENGES, cutoffs.challenges_expired_by, batch)
+                .await?,
+            events: match cutoffs.events_before {
+                Some(before) => self.prune_batches(EVENTS, before, batch).await?,
+                None => 0,
+            },
+        })
+    }
+
+    /// Runs one prune statement until a batch comes back short.
+    async fn prune_batches(&self, sql: &str, cutoff: i64, batch: i64) -> Result<u64, Error> {
+        let full = u64::try_from(batch).unwrap_or(u64::MAX);
+        let mut total = 0;
+        loop {
+            let n = on_db!(self, write, |c| Ok(c
+                .exec(sql, args![cutoff, batch])
+                .await?))?;
+            total += n;
+            if n < full {
+                return Ok(total);
+            }
+            // Between batches, let requests queued for the writer go first.
+            tokio::task::yield_now().await;
+        }
+    }
+}
