@@ -11,6 +11,7 @@ pub enum Entity {
     AuthenticationChallenge,
     ApiKey,
     Client,
+    Session,
 }
 
 impl Entity {
@@ -22,6 +23,7 @@ impl Entity {
             Entity::AuthenticationChallenge => "Authentication Challenge",
             Entity::ApiKey => "API Key",
             Entity::Client => "Client",
+            Entity::Session => "Session",
         }
     }
 }
@@ -104,6 +106,11 @@ pub enum Error {
     /// complete (code, message, pending token, user, ...).
     #[error("authentication flow interrupted")]
     AuthenticationFlow(serde_json::Value),
+    /// 400 `invalid_authorization_request`: `/user_management/authorize` cannot go on (unknown
+    /// client, redirect URI not allowed, bad parameters). Shown as an error page that never
+    /// redirects.
+    #[error("{0}")]
+    AuthorizationRefused(String),
     /// 401: missing, unknown or revoked API key.
     #[error("Unauthorized")]
     Unauthorized,

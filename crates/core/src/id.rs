@@ -12,6 +12,7 @@ pub mod prefix {
     pub const CLIENT: &str = "client";
     pub const EVENT: &str = "event";
     pub const SESSION: &str = "session";
+    pub const BROWSER_SESSION: &str = "browser_session";
 }
 
 /// A fresh id, `<prefix>_<ULID>`, with the ULID's time part taken from `now` (the injected

@@ -5,6 +5,7 @@
 //! validation and the one domain [`error::Error`] enum. It knows nothing of HTTP or SQL, so
 //! every rule here is unit-tested without a server.
 
+pub mod authkit;
 pub mod clock;
 pub mod error;
 pub mod id;

@@ -63,6 +63,56 @@ enum Command {
     /// Dashboard administrators (apart from end users).
     #[command(subcommand)]
     Admins(AdminsCommand),
+    /// The allow-list of redirect URIs for hosted sign-in and logout.
+    #[command(subcommand, name = "redirect-uris")]
+    RedirectUris(RedirectUrisCommand),
+}
+
+// ---- redirect-uris (hosted sign-in) --------------------------------------------------------
+
+#[derive(Debug, Subcommand)]
+enum RedirectUrisCommand {
+    /// Allow a URI, matched exactly. `http://` only on localhost, 127.0.0.1 and [::1], where
+    /// a port of `*` (http://localhost:*/callback) allows any port.
+    Add { uri: String },
+    /// Print the allowed URIs, one a line.
+    List,
+    /// Remove a URI.
+    Remove { uri: String },
+}
+
+/// Runs a `redirect-uris` command; `Ok(true)` when it changed the database.
+async fn redirect_uris(
+    store: &tessera_store::Store,
+    clock: &dyn Clock,
+    cmd: RedirectUrisCommand,
+) -> anyhow::Result<bool> {
+    Ok(match cmd {
+        RedirectUrisCommand::Add { uri } => {
+            tessera_core::authkit::check_redirect_entry(&uri)
+                .map_err(|e| anyhow::anyhow!("cannot allow '{uri}': {e}"))?;
+            let added = store.add_redirect_uri(&uri, clock.now().millis()).await?;
+            if added {
+                println!("added {uri}");
+            } else {
+                println!("already allowed: {uri}");
+            }
+            added
+        }
+        RedirectUrisCommand::List => {
+            for uri in store.list_redirect_uris().await? {
+                println!("{uri}");
+            }
+            false
+        }
+        RedirectUrisCommand::Remove { uri } => {
+            if !store.remove_redirect_uri(&uri).await? {
+                anyhow::bail!("'{uri}' is not on the allow-list");
+            }
+            println!("removed {uri}");
+            true
+        }
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +120,13 @@ enum SettingsCommand {
     /// Require MFA for every password sign-in (`on`) or only for users with a factor (`off`).
     #[command(name = "mfa-required")]
     MfaRequired {
+        #[arg(value_parser = ["on", "off"])]
+        value: String,
+    },
+    /// Let visitors of the hosted pages create an account (`on`); `off` (the default) shows
+    /// sign-in only.
+    #[command(name = "sign-up")]
+    SignUp {
         #[arg(value_parser = ["on", "off"])]
         value: String,
     },
@@ -135,6 +192,12 @@ struct ServeArgs {
     /// takes effect within this time. 0: read on every request.
     #[arg(long, env = "TESSERA_API_KEY_CACHE_MS", default_value_t = 1000)]
     api_key_cache_ms: i64,
+    /// Sessions end this long after sign-in (30d, 12h, 90m, 45s or seconds).
+    #[arg(long, env = "TESSERA_SESSION_MAX_AGE", default_value = "30d", value_parser = crate::config::parse_duration_ms)]
+    session_max_age: i64,
+    /// Sessions end when not refreshed for this long.
+    #[arg(long, env = "TESSERA_SESSION_INACTIVITY_TIMEOUT", default_value = "7d", value_parser = crate::config::parse_duration_ms)]
+    session_inactivity_timeout: i64,
     /// Seconds during which a refresh token presented again by the same client gets the
     /// same answer instead of revoking the session (a retry); 0: off.
     #[arg(
@@ -293,6 +356,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 std::time::Duration::from_secs(args.idle_timeout_seconds.clamp(1, 3600));
             config.max_open_connections = args.max_open_connections.max(1);
             config.sms_provider = sms_provider(&args)?;
+            config.session_max_age_ms = args.session_max_age;
+            config.session_inactivity_ms = args.session_inactivity_timeout;
             let app = Application::build(config, clock).await?;
             app.run_until(crate::startup::shutdown_signal()).await?;
             Ok(())
@@ -333,6 +398,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             r?;
             println!("mfa-required: {value}");
             changed(&config);
+            Ok(())
+        }
+        Command::Settings(SettingsCommand::SignUp { value }) => {
+            let (store, _) = crate::startup::open_existing_store(&config).await?;
+            let r = store.set_sign_up_enabled(value == "on").await;
+            store.close().await;
+            r?;
+            println!("sign-up: {value}");
+            changed(&config);
+            Ok(())
+        }
+        Command::RedirectUris(cmd) => {
+            let (store, _) = crate::startup::open_existing_store(&config).await?;
+            let r = redirect_uris(&store, clock.as_ref(), cmd).await;
+            store.close().await;
+            if r? {
+                changed(&config);
+            }
             Ok(())
         }
         Command::SigningKeys(SigningKeysCommand::Rotate) => {

@@ -87,10 +87,36 @@ pub struct Config {
     pub max_open_connections: usize,
     /// Print the first API key to the log when the database has none.
     pub bootstrap_api_key: bool,
+    /// Sessions (and hosted-page browser sessions) end this long after sign-in, whatever
+    /// happens (`--session-max-age`).
+    pub session_max_age_ms: i64,
+    /// Sessions end when not refreshed for this long (`--session-inactivity-timeout`).
+    pub session_inactivity_ms: i64,
+    /// Lifetime of authorization codes (OAuth 2.0 recommends at most 10 minutes).
+    pub authorization_code_ttl_ms: i64,
     /// Events older than this many days are deleted by the maintenance task; 0 keeps them.
     pub event_retention_days: u32,
     /// How often the maintenance task prunes expired rows and old events.
     pub maintenance_interval: std::time::Duration,
+}
+
+/// Parses a duration as `30d`, `12h`, `90m`, `45s` or a bare number of seconds.
+pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (like 30d, 12h, 90m, 45s)"))?;
+    let unit_ms = match unit {
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("'{s}': the unit is one of d, h, m, s")),
+    };
+    n.checked_mul(unit_ms)
+        .filter(|ms| *ms > 0)
+        .ok_or_else(|| format!("'{s}' is not a positive duration"))
 }
 
 impl Config {
@@ -124,6 +150,9 @@ impl Config {
             idle_timeout: std::time::Duration::from_secs(60),
             max_open_connections: 4096,
             bootstrap_api_key: true,
+            session_max_age_ms: 30 * 86_400_000,
+            session_inactivity_ms: 7 * 86_400_000,
+            authorization_code_ttl_ms: 10 * 60 * 1000,
             event_retention_days: 90,
             maintenance_interval: std::time::Duration::from_secs(10 * 60),
         }
@@ -148,6 +177,18 @@ pub fn normalize_public_url(raw: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_with_their_unit_or_as_seconds() {
+        assert_eq!(parse_duration_ms("30d"), Ok(30 * 86_400_000));
+        assert_eq!(parse_duration_ms("12h"), Ok(12 * 3_600_000));
+        assert_eq!(parse_duration_ms("90m"), Ok(90 * 60_000));
+        assert_eq!(parse_duration_ms("45s"), Ok(45_000));
+        assert_eq!(parse_duration_ms("600"), Ok(600_000));
+        for bad in ["", "d", "0", "-5s", "3w", "1.5h", "99999999999999999999d"] {
+            assert!(parse_duration_ms(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_issuer_is_the_public_url_unless_set() {

@@ -161,6 +161,11 @@ fn domain_response(e: Error) -> Response {
         // 403 exactly: Python raises its MFA errors only for 403, Node would turn a 422 into
         // an exception that drops the pending token.
         Error::AuthenticationFlow(v) => body(StatusCode::FORBIDDEN, v),
+        Error::AuthorizationRefused(_) => coded(
+            StatusCode::BAD_REQUEST,
+            "invalid_authorization_request",
+            message,
+        ),
         // The recorded WorkOS body is exactly this; Node ignores it, Ruby parses it as JSON.
         Error::Unauthorized => body(
             StatusCode::UNAUTHORIZED,

@@ -11,6 +11,7 @@
 //! `busy_timeout` sleeps.
 
 mod admin;
+mod authkit;
 mod db;
 mod keys;
 pub mod list;
@@ -22,6 +23,7 @@ mod signin;
 mod sql;
 
 pub use admin::{AdminRow, AdminSessionRow};
+pub use authkit::{AuthCodeRow, BrowserSession, NewSession, SessionRow};
 pub use db::{loosely_permitted_files, DatabaseUrl, DbKind, Store, StoreOptions};
 pub use keys::SealedSample;
 pub use list::{ListParams, Order, Page};

@@ -273,45 +273,48 @@ impl Store {
     // ---- sessions ----------------------------------------------------------------------
 
     /// Creates a session with its first refresh token, and stamps the user's last sign-in.
-    pub async fn create_session(
-        &self,
-        session_id: &str,
-        user_id: &str,
-        refresh_hash: &[u8],
-        now: i64,
-    ) -> Result<(), Error> {
+    pub async fn create_session(&self, n: &crate::NewSession<'_>) -> Result<(), Error> {
         on_db!(self, transaction, |c| {
-            c.exec("INSERT INTO sessions (id, user_id, created_at, revoked_at) VALUES ($1, $2, $3, NULL)", args![session_id, user_id, now]).await?;
-            c.exec("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)", args![refresh_hash, session_id, now]).await?;
+            c.exec("INSERT INTO sessions (id, user_id, created_at, revoked_at, auth_method, ip_address, user_agent, expires_at, last_active_at, updated_at, end_reason, browser_session_id) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $3, $3, NULL, $8)", args![n.id, n.user_id, n.now, n.auth_method, n.ip_address, n.user_agent, n.expires_at, n.browser_session_id]).await?;
+            c.exec("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)", args![n.refresh_hash, n.id, n.now]).await?;
             c.exec(
                 "UPDATE users SET last_sign_in_at = $2 WHERE id = $1",
-                args![user_id, now],
+                args![n.user_id, n.now],
             )
             .await?;
             Ok(Tx::Commit(()))
         })
     }
 
-    /// The session and user of a refresh token, when its session is live (whether or not
-    /// the token was used: see `used_at`). Read before a refresh, which mints the next
-    /// access token for this session before it presents the token.
-    pub async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshTokenRow>, Error> {
+    /// The session and user of a refresh token, when its session is live: not revoked, not
+    /// past its `expires_at`, and active after `idle_since` (whether or not the token was
+    /// used: see `used_at`). Read before a refresh, which mints the next access token for
+    /// this session before it presents the token.
+    pub async fn find_refresh_token(
+        &self,
+        hash: &[u8],
+        now: i64,
+        idle_since: i64,
+    ) -> Result<Option<RefreshTokenRow>, Error> {
         on_db!(self, read, |c| {
             Ok(c
             .opt(
                 "SELECT rt.session_id, s.user_id, rt.used_at FROM refresh_tokens rt \
-                 JOIN sessions s ON s.id = rt.session_id WHERE rt.token_hash = $1 AND s.revoked_at IS NULL",
-                args![hash]
+                 JOIN sessions s ON s.id = rt.session_id WHERE rt.token_hash = $1 AND s.revoked_at IS NULL \
+                 AND s.expires_at > $2 AND s.last_active_at > $3",
+                args![hash, now, idle_since]
             )
             .await?)
         })
     }
 
     /// Presents a refresh token, in one transaction. A fresh one is marked used and replaced
-    /// by `next` (which also keeps the sealed answer for replays). A used one presented again
-    /// by the same client before its grace is over gets [`RefreshOutcome::Replayed`]; any
-    /// other reuse revokes the session (theft or replay). `next` is `None` when the caller
-    /// already knows the token is used.
+    /// by `next` (which also keeps the sealed answer for replays), and its session's
+    /// `last_active_at` moves to `now`. A session past its `expires_at`, or inactive since
+    /// `idle_since`, refreshes no more. A used one presented again by the same client before
+    /// its grace is over gets [`RefreshOutcome::Replayed`]; any other reuse revokes the
+    /// session (theft or replay). `next` is `None` when the caller already knows the token is
+    /// used.
     ///
     /// Parallel presentations of one token: the conditional `UPDATE` lets exactly one rotate;
     /// the others wait for its commit (PostgreSQL row lock, SQLite's single writer), find the
@@ -322,6 +325,7 @@ impl Store {
         next: Option<&NextRefresh<'_>>,
         client: &str,
         now: i64,
+        idle_since: i64,
     ) -> Result<RefreshOutcome, Error> {
         on_db!(self, transaction, |c| {
             if let Some(next) = next {
@@ -329,11 +333,17 @@ impl Store {
                     .opt(
                         "UPDATE refresh_tokens SET used_at = $2, grace_until = $3, grace_client = $4, \
                          grace_key_id = $5, grace_sealed = $6 WHERE token_hash = $1 AND used_at IS NULL \
-                         AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL) RETURNING session_id",
-                        args![hash, now, next.grace_until, next.client, next.key_id, next.sealed],
+                         AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL \
+                         AND expires_at > $2 AND last_active_at > $7) RETURNING session_id",
+                        args![hash, now, next.grace_until, next.client, next.key_id, next.sealed, idle_since],
                     )
                     .await?;
                 if let Some(session_id) = used {
+                    c.exec(
+                        "UPDATE sessions SET last_active_at = $2, updated_at = $2 WHERE id = $1",
+                        args![&session_id, now],
+                    )
+                    .await?;
                     c.exec("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)", args![next.hash, &session_id, now]).await?;
                     // Sealed answers of this session whose grace is over are erased here;
                     // the periodic sweep catches sessions that are not refreshed again.
@@ -383,7 +393,7 @@ impl Store {
             }
             let n = c
                 .exec(
-                    "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                    "UPDATE sessions SET revoked_at = $2, updated_at = $2, end_reason = 'refresh_token_reuse' WHERE id = $1 AND revoked_at IS NULL",
                     args![&used.session_id, now],
                 )
                 .await?;

@@ -876,5 +876,187 @@ await check('the used pending authentication token rejects with GenericServerExc
   );
 });
 
+// ------------------------------------------------------------------ hosted sign-in (AuthKit)
+// The Rust test allows http://127.0.0.1:*/callback (the loopback port wildcard). A browser is
+// played by fetch: it keeps the cookies and fills the hosted forms.
+
+const CALLBACK = 'http://127.0.0.1:9/callback';
+
+function unescapeHtml(s) {
+  return s.replace(/&(#x[0-9a-f]+|#\d+|amp|lt|gt|quot|apos);/gi, (_, e) => {
+    if (e[0] === '#') return String.fromCodePoint(e[1] === 'x' ? parseInt(e.slice(2), 16) : Number(e.slice(1)));
+    return { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }[e];
+  });
+}
+
+class HostedBrowser {
+  constructor() {
+    this.cookies = new Map();
+  }
+  async open(url, form) {
+    const headers = { cookie: [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ') };
+    const init = { redirect: 'manual', headers };
+    if (form) {
+      init.method = 'POST';
+      init.body = new URLSearchParams(form);
+    }
+    const res = await fetch(url, init);
+    for (const c of res.headers.getSetCookie()) {
+      const [pair, ...attrs] = c.split(';');
+      const [k, v] = pair.split('=');
+      if (attrs.some((a) => a.trim() === 'Max-Age=0')) this.cookies.delete(k);
+      else this.cookies.set(k, v);
+    }
+    return { status: res.status, location: res.headers.get('location'), page: await res.text() };
+  }
+}
+
+function hidden(page, name) {
+  const m = page.match(new RegExp(`name="${name}"[^>]*value="([^"]*)"`));
+  assert.ok(m, `${name} in ${page}`);
+  return unescapeHtml(m[1]);
+}
+
+async function hostedSignIn(browser, url, user) {
+  const first = await browser.open(url);
+  assert.equal(first.status, 200, first.page);
+  const done = await browser.open(new URL('/user_management/authorize/password', base), {
+    csrf: hidden(first.page, 'csrf'),
+    authz: hidden(first.page, 'authz'),
+    email: user.email,
+    password: signinPassword,
+  });
+  assert.equal(done.status, 200, done.page);
+  const m = done.page.match(/http-equiv="refresh" content="0;url=([^"]*)"/);
+  assert.ok(m, done.page);
+  return unescapeHtml(m[1]);
+}
+
+function callbackQuery(url) {
+  assert.ok(url.startsWith(`${CALLBACK}?`), url);
+  return Object.fromEntries(new URL(url).searchParams);
+}
+
+await check('getAuthorizationUrl + hosted sign-in + authenticateWithCode resolves with user and tokens; state comes back unchanged', async () => {
+  const user = await signinUser('code');
+  const state = `st~*${randomBytes(20).toString('base64url')} &=+/`;
+  const url = workos.userManagement.getAuthorizationUrl({
+    provider: 'authkit', clientId: CLIENT_ID, redirectUri: CALLBACK, state, screenHint: 'sign-in',
+  });
+  const back = callbackQuery(await hostedSignIn(new HostedBrowser(), url, user));
+  assert.equal(back.state, state);
+  const res = await workos.userManagement.authenticateWithCode({ clientId: CLIENT_ID, code: back.code });
+  assertTokens(res, user);
+  assert.equal(res.authenticationMethod, 'Password');
+  const { claims } = await verifyAccessToken(res.accessToken);
+  assert.equal(claims.sub, user.id);
+  await assert.rejects(workos.userManagement.authenticateWithCode({ clientId: CLIENT_ID, code: back.code }), (err) => {
+    assert.equal(err.status, 400, describe(err));
+    return true;
+  });
+  signin.codeUser = user;
+  signin.code = res;
+  signin.codeSid = claims.sid;
+});
+
+await check('getAuthorizationUrlWithPKCE + authenticateWithCodeAndVerifier (public client) and authenticateWithCode with codeVerifier', async () => {
+  const user = await signinUser('pkce');
+  const browser = new HostedBrowser();
+  const { url, state, codeVerifier } = await workos.userManagement.getAuthorizationUrlWithPKCE({
+    provider: 'authkit', clientId: CLIENT_ID, redirectUri: CALLBACK,
+  });
+  const back = callbackQuery(await hostedSignIn(browser, url, user));
+  assert.equal(back.state, state);
+  const publicClient = new WorkOS({
+    apiHostname: base.hostname, port: base.port ? Number(base.port) : undefined, https: false, clientId: CLIENT_ID,
+  });
+  await assert.rejects(
+    publicClient.userManagement.authenticateWithCodeAndVerifier({ clientId: CLIENT_ID, code: back.code, codeVerifier: randomBytes(32).toString('base64url') }),
+    (err) => { assert.equal(err.status, 400, describe(err)); return true; },
+  );
+  // The same browser is signed in at Tessera: the next authorization returns at once.
+  const second = await workos.userManagement.getAuthorizationUrlWithPKCE({ provider: 'authkit', clientId: CLIENT_ID, redirectUri: CALLBACK });
+  const again = await browser.open(second.url);
+  assert.equal(again.status, 302);
+  const back2 = callbackQuery(again.location);
+  assert.equal(back2.state, second.state);
+  const res = await publicClient.userManagement.authenticateWithCodeAndVerifier({ clientId: CLIENT_ID, code: back2.code, codeVerifier: second.codeVerifier });
+  assertTokens(res, user);
+  const third = await workos.userManagement.getAuthorizationUrlWithPKCE({ provider: 'authkit', clientId: CLIENT_ID, redirectUri: CALLBACK });
+  const back3 = callbackQuery((await browser.open(third.url)).location);
+  const both = await workos.userManagement.authenticateWithCode({ clientId: CLIENT_ID, code: back3.code, codeVerifier: third.codeVerifier });
+  assertTokens(both, user);
+});
+
+await check('authenticateWithCode({session: {sealSession}}) + authenticateWithSessionCookie work on the code\'s tokens', async () => {
+  const user = await signinUser('codeseal');
+  const url = workos.userManagement.getAuthorizationUrl({ provider: 'authkit', clientId: CLIENT_ID, redirectUri: CALLBACK });
+  const back = callbackQuery(await hostedSignIn(new HostedBrowser(), url, user));
+  const res = await workos.userManagement.authenticateWithCode({
+    clientId: CLIENT_ID, code: back.code, session: { sealSession: true, cookiePassword: COOKIE_PASSWORD },
+  });
+  assert.equal(typeof res.sealedSession, 'string');
+  const { claims } = await verifyAccessToken(res.accessToken);
+  const result = await workos.userManagement.authenticateWithSessionCookie({ sessionData: res.sealedSession, cookiePassword: COOKIE_PASSWORD });
+  // As above: a frozen server clock can issue tokens this machine sees as expired.
+  if (Date.now() / 1000 < claims.exp) {
+    assert.equal(result.authenticated, true, JSON.stringify(result));
+    assert.equal(result.user.id, user.id);
+    assert.equal(result.sessionId, claims.sid);
+  } else {
+    assert.deepEqual(result, { authenticated: false, reason: 'invalid_jwt' });
+  }
+});
+
+await check('listSessions lists the user\'s sessions with status, authMethod, expiresAt', async () => {
+  const user = need(signin.codeUser, 'code sign-in');
+  const page = await workos.userManagement.listSessions(user.id);
+  const s = page.data.find((x) => x.id === signin.codeSid);
+  assert.ok(s, JSON.stringify(page.data));
+  assert.equal(s.object, 'session');
+  assert.equal(s.userId, user.id);
+  assert.equal(s.status, 'active');
+  assert.equal(s.authMethod, 'password');
+  assert.match(s.expiresAt, TIMESTAMP);
+});
+
+await check('revokeSession resolves; the session lists as revoked and its refresh token fails', async () => {
+  const user = need(signin.codeUser, 'code sign-in');
+  await workos.userManagement.revokeSession({ sessionId: signin.codeSid });
+  const page = await workos.userManagement.listSessions(user.id);
+  assert.equal(page.data.find((x) => x.id === signin.codeSid).status, 'revoked');
+  await assert.rejects(
+    workos.userManagement.authenticateWithRefreshToken({ clientId: CLIENT_ID, refreshToken: signin.code.refreshToken }),
+    (err) => { assert.equal(err.status, 400, describe(err)); return true; },
+  );
+});
+
+await check('getLogoutUrl ends the session and returns only to an allowed returnTo', async () => {
+  const user = await signinUser('logout');
+  const browser = new HostedBrowser();
+  const url = workos.userManagement.getAuthorizationUrl({ provider: 'authkit', clientId: CLIENT_ID, redirectUri: CALLBACK });
+  const back = callbackQuery(await hostedSignIn(browser, url, user));
+  const res = await workos.userManagement.authenticateWithCode({ clientId: CLIENT_ID, code: back.code });
+  const { claims } = await verifyAccessToken(res.accessToken);
+  const out = await browser.open(workos.userManagement.getLogoutUrl({ sessionId: claims.sid, returnTo: CALLBACK }));
+  assert.equal(out.status, 302);
+  assert.equal(out.location, CALLBACK);
+  const page = await workos.userManagement.listSessions(user.id);
+  assert.equal(page.data.find((x) => x.id === claims.sid).status, 'revoked');
+  const refused = await browser.open(workos.userManagement.getLogoutUrl({ sessionId: claims.sid, returnTo: 'https://elsewhere.example/' }));
+  assert.equal(refused.status, 200);
+  assert.equal(refused.location, null);
+  assert.match(refused.page, /You are signed out/);
+});
+
+await check('getUserByExternalId resolves with the user; an unknown one rejects with NotFoundException', async () => {
+  const ext = `crm-node-${randomBytes(6).toString('hex')}`;
+  const user = await workos.userManagement.createUser({ email: `sdk-node-ext-${randomBytes(6).toString('hex')}@example.com`, externalId: ext });
+  const found = await workos.userManagement.getUserByExternalId(ext);
+  assert.equal(found.id, user.id);
+  assert.equal(found.externalId, ext);
+  await assert.rejects(workos.userManagement.getUserByExternalId(`${ext}-none`), NotFoundException);
+});
+
 console.log(`sdk-node: ${passed} passed, ${failed} failed`);
 process.exitCode = failed === 0 ? 0 : 1;

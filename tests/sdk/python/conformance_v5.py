@@ -1123,5 +1123,180 @@ def _() -> None:
     assert bad.data.error.code, bad.data
 
 
+# ------------------------------------------------------------------ hosted sign-in (AuthKit)
+# The Rust test allows http://127.0.0.1:*/callback (the loopback port wildcard). A browser is
+# played by urllib: it keeps the CSRF and browser-session cookies and fills the forms.
+
+import html as html_lib  # noqa: E402
+import http.cookiejar  # noqa: E402
+import urllib.parse  # noqa: E402
+
+CALLBACK = "http://127.0.0.1:9/callback"
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class HostedBrowser:
+    def __init__(self) -> None:
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar), NoRedirect()
+        )
+
+    def open(self, url: str, form: Optional[dict] = None) -> Tuple[int, Any, str]:
+        """(status, headers (case-insensitive), body); redirects are not followed."""
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        try:
+            with self.opener.open(url, data=data, timeout=15) as r:
+                return r.status, r.headers, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read().decode()
+
+
+def hidden(page: str, name: str) -> str:
+    m = re.search(r'name="%s"[^>]*value="([^"]*)"' % re.escape(name), page)
+    assert m, (name, page)
+    return html_lib.unescape(m.group(1))
+
+
+def hosted_sign_in(browser: HostedBrowser, url: str, user: User) -> str:
+    """Signs in on the hosted pages; returns the URL back at the application."""
+    status, _h, page = browser.open(url)
+    assert status == 200, (status, page)
+    form = {"csrf": hidden(page, "csrf"), "authz": hidden(page, "authz"),
+            "email": user.email, "password": signin_password}
+    status, _h, page = browser.open(BASE_URL.rstrip("/") + "/user_management/authorize/password", form)
+    assert status == 200, (status, page)
+    m = re.search(r'http-equiv="refresh" content="0;url=([^"]*)"', page)
+    assert m, page
+    return html_lib.unescape(m.group(1))
+
+
+def callback_query(url: str) -> dict:
+    assert url.startswith(CALLBACK + "?"), url
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+
+
+@check("get_authorization_url + hosted sign-in + authenticate_with_code returns user and tokens; state comes back unchanged")
+def _() -> None:
+    user = signin_user("code")
+    state_value = "st~*" + secrets.token_urlsafe(30) + " &=+/"
+    url = workos_client.user_management.get_authorization_url(
+        provider="authkit", redirect_uri=CALLBACK, state=state_value, screen_hint="sign-in",
+        login_hint=user.email,
+    )
+    assert url.startswith(BASE_URL.rstrip("/") + "/user_management/authorize?"), url
+    back = callback_query(hosted_sign_in(HostedBrowser(), url, user))
+    assert back["state"] == state_value, back
+    res = workos_client.user_management.authenticate_with_code(code=back["code"])
+    assert_tokens(res, user)
+    assert res.authentication_method == "Password", res.authentication_method
+    _header, claims = verify_access_token(res.access_token)
+    assert claims["sub"] == user.id and claims["sid"].startswith("session_"), claims
+    again = expect_raises(BadRequestException, lambda: workos_client.user_management.authenticate_with_code(code=back["code"]))
+    assert again.response.status_code == 400, again
+    signin["code_user"], signin["code"] = user, res
+
+
+@check("authenticate_with_code with code_verifier (PKCE S256) works; a wrong verifier raises BadRequestException")
+def _() -> None:
+    user = signin_user("pkce")
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    browser = HostedBrowser()
+    url = workos_client.user_management.get_authorization_url(
+        provider="authkit", redirect_uri=CALLBACK, state="p", code_challenge=challenge
+    )
+    assert "code_challenge_method=S256" in url, url
+    back = callback_query(hosted_sign_in(browser, url, user))
+    wrong = expect_raises(BadRequestException, lambda: workos_client.user_management.authenticate_with_code(
+        code=back["code"], code_verifier=secrets.token_urlsafe(48)))
+    assert wrong.response.status_code == 400, wrong
+    # The same browser is signed in at Tessera: the next authorization returns at once.
+    url = workos_client.user_management.get_authorization_url(
+        provider="authkit", redirect_uri=CALLBACK, state="p2", code_challenge=challenge
+    )
+    status, headers, _page = browser.open(url)
+    assert status == 302, status
+    back = callback_query(headers["Location"])
+    assert back["state"] == "p2", back
+    res = workos_client.user_management.authenticate_with_code(code=back["code"], code_verifier=verifier)
+    assert_tokens(res, user)
+
+
+@check("authenticate_with_code(session={seal_session}) + load_sealed_session().authenticate() work on the code's tokens")
+def _() -> None:
+    user = signin_user("codeseal")
+    url = workos_client.user_management.get_authorization_url(provider="authkit", redirect_uri=CALLBACK, state="s")
+    back = callback_query(hosted_sign_in(HostedBrowser(), url, user))
+    res = workos_client.user_management.authenticate_with_code(
+        code=back["code"], session={"seal_session": True, "cookie_password": COOKIE_PASSWORD}
+    )
+    assert isinstance(res.sealed_session, str) and res.sealed_session, res
+    result = workos_client.user_management.load_sealed_session(
+        sealed_session=res.sealed_session, cookie_password=COOKIE_PASSWORD
+    ).authenticate()
+    if isinstance(result, AuthenticateWithSessionCookieSuccessResponse):
+        assert result.user.id == user.id, result
+    else:  # only a token that crossed a time boundary may fail, and then as invalid_jwt
+        assert getattr(result.reason, "value", result.reason) == "invalid_jwt", result
+
+
+@check("list_sessions lists the user's sessions newest first with status, auth_method, expires_at")
+def _() -> None:
+    user = need(signin.get("code_user"), "code sign-in")
+    res = need(signin.get("code"), "code sign-in")
+    sid = jwt_part(res.access_token.split(".")[1])["sid"]
+    page = workos_client.user_management.list_sessions(user_id=user.id)
+    assert len(page.data) >= 1, page
+    s = page.data[0]
+    assert s.id == sid and s.user_id == user.id, (s, sid)
+    assert s.object == "session" and s.status == "active" and s.auth_method == "password", s
+    assert TIMESTAMP.match(s.expires_at) and s.ended_at is None, s
+
+
+@check("revoke_session returns None; the session lists as revoked and its refresh token fails")
+def _() -> None:
+    user = need(signin.get("code_user"), "code sign-in")
+    res = need(signin.get("code"), "code sign-in")
+    sid = jwt_part(res.access_token.split(".")[1])["sid"]
+    assert workos_client.user_management.revoke_session(session_id=sid) is None
+    s = next(x for x in workos_client.user_management.list_sessions(user_id=user.id).data if x.id == sid)
+    assert s.status == "revoked" and TIMESTAMP.match(s.ended_at or ""), s
+    err = expect_raises(BadRequestException, lambda: workos_client.user_management.authenticate_with_refresh_token(
+        refresh_token=res.refresh_token))
+    assert err.response.status_code == 400, err
+
+
+@check("get_logout_url ends the session and returns only to an allowed return_to")
+def _() -> None:
+    user = signin_user("logout")
+    browser = HostedBrowser()
+    url = workos_client.user_management.get_authorization_url(provider="authkit", redirect_uri=CALLBACK, state="l")
+    back = callback_query(hosted_sign_in(browser, url, user))
+    res = workos_client.user_management.authenticate_with_code(code=back["code"])
+    sid = jwt_part(res.access_token.split(".")[1])["sid"]
+    logout = workos_client.user_management.get_logout_url(session_id=sid, return_to=CALLBACK)
+    status, headers, _page = browser.open(logout)
+    assert status == 302 and headers["Location"] == CALLBACK, (status, headers)
+    statuses = {x.id: x.status for x in workos_client.user_management.list_sessions(user_id=user.id).data}
+    assert statuses[sid] == "revoked", statuses
+    status, headers, page = browser.open(
+        workos_client.user_management.get_logout_url(session_id=sid, return_to="https://elsewhere.example/"))
+    assert status == 200 and "Location" not in headers and "You are signed out" in page, (status, headers)
+
+
+@check("get_user_by_external_id returns the user; an unknown one raises NotFoundException")
+def _() -> None:
+    ext = f"crm-{suffix}"
+    user = workos_client.user_management.create_user(email=f"sdk-py5-ext-{suffix}@example.com", external_id=ext)
+    found = workos_client.user_management.get_user_by_external_id(ext)
+    assert found.id == user.id and found.external_id == ext, found
+    expect_raises(NotFoundException, lambda: workos_client.user_management.get_user_by_external_id(f"none-{suffix}"))
+
+
 print(f"sdk-python-v5: {passed} passed, {failed} failed", flush=True)
 sys.exit(0 if failed == 0 else 1)

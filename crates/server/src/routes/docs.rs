@@ -65,3 +65,17 @@ pub struct EventListQuery {
     /// Only events before this time (ISO 8601).
     pub range_end: Option<String>,
 }
+
+/// Pagination of `GET /user_management/users/:id/sessions`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SessionListQuery {
+    /// Page size, 1 to 100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// A session id: the page before it.
+    pub before: Option<String>,
+    /// A session id: the page after it.
+    pub after: Option<String>,
+    pub order: Option<OrderParam>,
+}

@@ -5,6 +5,7 @@ pub mod docs;
 pub mod events;
 pub mod health;
 pub mod mfa;
+pub mod sessions;
 pub mod signin;
 pub mod users;
 
@@ -27,6 +28,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(mfa::router())
         .merge(events::router())
         .merge(signin::router())
+        .merge(sessions::router())
         .split_for_parts()
 }
 

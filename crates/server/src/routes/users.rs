@@ -20,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(read, update, remove))
+        .routes(routes!(read_by_external_id))
         .routes(routes!(list_factors, enroll_factor))
 }
 
@@ -58,6 +59,25 @@ async fn read(
     Path(id): Path<String>,
 ) -> ApiResult<Json<UserView>> {
     Ok(Json(UserView::from(&users::get(&state, &id).await?)))
+}
+
+/// Get a user by the `external_id` your application gave it.
+#[utoipa::path(get, path = "/user_management/users/external_id/{external_id}", tag = "users",
+    params(("external_id" = String, Path, description = "The user's external id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        (status = 401, description = "Missing or invalid API key", body = UnauthorizedBody),
+        (status = 404, description = "No user has that external id", body = NotFoundBody),
+    ))]
+async fn read_by_external_id(
+    _: ApiKey,
+    State(state): State<AppState>,
+    Path(external_id): Path<String>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(UserView::from(
+        &users::get_by_external_id(&state, &external_id).await?,
+    )))
 }
 
 /// Update a user; omitted fields are unchanged.

@@ -155,6 +155,10 @@ pub async fn get(state: &AppState, factor_id: &str) -> Result<FactorView, Error>
 pub async fn delete(state: &AppState, factor_id: &str) -> Result<(), Error> {
     let row = get_factor_row(state, factor_id).await?;
     state.store.delete_factor(&row.id).await?;
+    if let Some(user_id) = &row.user_id {
+        // A second factor taken away ends the sessions it may have protected.
+        super::sessions::end_all_for_user(state, user_id, "factor_deleted").await?;
+    }
     events::record(
         state,
         events::FACTOR_DELETED,

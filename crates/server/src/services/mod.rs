@@ -2,10 +2,12 @@
 //! returning domain rows or views. No axum types, so they are callable from the CLI and tests.
 
 pub mod admins;
+pub mod authkit;
 pub mod dashboard;
 pub mod events;
 pub mod factors;
 pub mod mfa;
+pub mod sessions;
 pub mod signin;
 pub mod users;
 

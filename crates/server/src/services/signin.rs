@@ -11,6 +11,7 @@ use tessera_store::{ListParams, NextRefresh, Order, RefreshOutcome, SigningKeyRo
 
 use super::events::{self, RequestMeta};
 use super::mfa::{self, VerifyRequest};
+use super::sessions::{self, SESSION_CREATED, SESSION_REVOKED};
 use crate::views::UserView;
 use crate::AppState;
 
@@ -18,8 +19,6 @@ pub const MFA_TOTP_GRANT: &str = "urn:workos:oauth:grant-type:mfa-totp";
 pub const SIGNING_KEY_PURPOSE: &str = "jwt";
 const PASSWORD_SUCCEEDED: &str = "authentication.password_succeeded";
 const PASSWORD_FAILED: &str = "authentication.password_failed";
-const SESSION_CREATED: &str = "session.created";
-const SESSION_REVOKED: &str = "session.revoked";
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
@@ -33,6 +32,8 @@ pub struct AuthenticateRequest {
     pub pending_authentication_token: Option<String>,
     pub authentication_challenge_id: Option<String>,
     pub refresh_token: Option<String>,
+    /// PKCE verifier of the `authorization_code` grant.
+    pub code_verifier: Option<String>,
     /// The end user's IPv4 or IPv6 address (anything else is 422; empty = not sent).
     pub ip_address: Option<String>,
     /// The end user's user agent; stored cut to 512 bytes.
@@ -116,7 +117,10 @@ pub async fn jwks(state: &AppState) -> Result<serde_json::Value, Error> {
 }
 
 /// Checks `client_id` and `client_secret` (an API key); returns the API key's id.
-async fn check_client(state: &AppState, req: &AuthenticateRequest) -> Result<String, Error> {
+pub(crate) async fn check_client(
+    state: &AppState,
+    req: &AuthenticateRequest,
+) -> Result<String, Error> {
     let id_ok = req
         .client_id
         .as_deref()
@@ -129,7 +133,7 @@ async fn check_client(state: &AppState, req: &AuthenticateRequest) -> Result<Str
     }
 }
 
-fn required<'a>(v: &'a Option<String>, field: &str) -> Result<&'a str, Error> {
+pub(crate) fn required<'a>(v: &'a Option<String>, field: &str) -> Result<&'a str, Error> {
     v.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
         Error::invalid(
             field,
@@ -148,7 +152,7 @@ fn failed(code: &'static str, message: impl Into<String>) -> Error {
 
 /// The body's `ip_address`, parsed (422 naming the field when it is not an address);
 /// `None` when absent or empty, as some SDKs send an empty string for "not given".
-fn body_ip(req: &AuthenticateRequest) -> Result<Option<String>, Error> {
+pub(crate) fn body_ip(req: &AuthenticateRequest) -> Result<Option<String>, Error> {
     match req.ip_address.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
         Some(ip) => validate::ip_address("ip_address", ip)
@@ -179,11 +183,15 @@ pub async fn authenticate(
     let grant = req.grant_type.clone().unwrap_or_default();
     if !matches!(
         grant.as_str(),
-        "password" | MFA_TOTP_GRANT | "refresh_token"
+        "password" | MFA_TOTP_GRANT | "refresh_token" | super::authkit::CODE_GRANT
     ) {
         return Err(Error::UnsupportedGrantType(
             grant.chars().take(100).collect(),
         ));
+    }
+    if grant == super::authkit::CODE_GRANT {
+        // Public clients redeem codes with a PKCE verifier instead of a secret.
+        return super::authkit::code_grant(state, &req, meta).await;
     }
     let api_key_id = check_client(state, &req).await?;
     let meta = effective_meta(&req, meta)?;
@@ -218,13 +226,110 @@ fn password_event(
     })
 }
 
+/// What a correct password leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordStep {
+    /// Signed in.
+    Done,
+    /// The user has TOTP factors (their ids): a code must follow.
+    Challenge(Vec<String>),
+    /// MFA is required and the user has no TOTP factor: enrolment must follow.
+    Enrol,
+}
+
 async fn password_grant(
     state: &AppState,
     req: &AuthenticateRequest,
     meta: &RequestMeta,
 ) -> Result<AuthenticateResponse, Error> {
     let raw_email = required(&req.email, "email")?;
-    let pw = required(&req.password, "password")?.to_owned();
+    let pw = required(&req.password, "password")?;
+    let limit_ip = body_ip(req)?;
+    // Already in its own task (see `authenticate`), so the unspawned check.
+    let (user, step) = check_password_to_end(
+        state,
+        raw_email.to_owned(),
+        pw.to_owned(),
+        limit_ip,
+        meta.clone(),
+    )
+    .await?;
+    if step == PasswordStep::Done {
+        return start_session(state, &user, meta, None).await;
+    }
+    let pending = new_pending_token(state, &user.id).await?;
+    let body = match step {
+        PasswordStep::Challenge(ids) => json!({
+            "code": "mfa_challenge",
+            "message": "The user must complete an MFA challenge to finish authenticating.",
+            "pending_authentication_token": pending,
+            "authentication_factors": ids.iter().map(|id| json!({ "id": id, "type": "totp" })).collect::<Vec<_>>(),
+            "user": UserView::from(&user),
+        }),
+        PasswordStep::Enrol | PasswordStep::Done => json!({
+            "code": "mfa_enrollment",
+            "message": "The user must enroll in MFA to finish authenticating.",
+            "pending_authentication_token": pending,
+            "user": UserView::from(&user),
+        }),
+    };
+    Err(Error::AuthenticationFlow(body))
+}
+
+/// A pending authentication token for `user_id` (between the password and the MFA step).
+pub async fn new_pending_token(state: &AppState, user_id: &str) -> Result<String, Error> {
+    let now = state.now();
+    let pending = token::random_base62(32);
+    state
+        .store
+        .insert_pending_token(
+            &token::hash(&pending),
+            user_id,
+            now.millis(),
+            now.plus_millis(state.config.pending_token_ttl_ms).millis(),
+        )
+        .await?;
+    Ok(pending)
+}
+
+/// The password step of every sign-in (the API's password grant and the hosted page):
+/// throttling, the constant-work check, events, the rehash, and what must follow. `limit_ip`
+/// is the end user's address when known, parsed (the per-IP limit applies only then); `meta`
+/// must come bounded (`effective_meta`, or the `Meta` extractor).
+///
+/// Runs in its own task, to the end even if the caller's future is dropped (a browser or
+/// client that goes away): the attempt is charged before the hash, which cannot be stopped,
+/// so its outcome (the event, the refund, the rehash) must be written too.
+pub async fn check_password(
+    state: &AppState,
+    raw_email: &str,
+    pw: &str,
+    limit_ip: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<(UserRow, PasswordStep), Error> {
+    let state = state.clone();
+    let (raw_email, pw, limit_ip, meta) = (
+        raw_email.to_owned(),
+        pw.to_owned(),
+        limit_ip.map(str::to_owned),
+        meta.clone(),
+    );
+    tokio::spawn(async move { check_password_to_end(&state, raw_email, pw, limit_ip, meta).await })
+        .await
+        .map_err(Error::internal)?
+}
+
+/// [`check_password`] in the caller's task: only for callers that already run in a task of
+/// their own.
+async fn check_password_to_end(
+    state: &AppState,
+    raw_email: String,
+    pw: String,
+    limit_ip: Option<String>,
+    meta: RequestMeta,
+) -> Result<(UserRow, PasswordStep), Error> {
+    let raw_email = raw_email.as_str();
+    let meta = &meta;
     let now = state.now();
     let email = match validate::email("email", raw_email) {
         Ok(e) => e,
@@ -240,7 +345,7 @@ async fn password_grant(
     // The per-IP limit applies only when the caller names the end user's IP (`ip_address`):
     // the connection's address is the calling backend, shared by all its users.
     let account_key = format!("account:{email}");
-    let ip_key = body_ip(req)?.map(|ip| format!("ip:{ip}"));
+    let ip_key = limit_ip.map(|ip| format!("ip:{ip}"));
     let mut limits = vec![(account_key.as_str(), state.config.password_account_rate)];
     if let Some(k) = &ip_key {
         limits.push((k.as_str(), state.config.password_ip_rate));
@@ -297,47 +402,25 @@ async fn password_grant(
             },
         )
         .await?;
-    let totp: Vec<serde_json::Value> = factors
+    let totp: Vec<String> = factors
         .data
         .iter()
         .filter(|f| f.r#type == "totp")
-        .map(|f| json!({ "id": f.id, "type": f.r#type }))
+        .map(|f| f.id.clone())
         .collect();
     let mfa_required = state
         .store
         .find_environment()
         .await?
         .is_some_and(|e| e.mfa_required);
-    if !totp.is_empty() || mfa_required {
-        let pending = token::random_base62(32);
-        state
-            .store
-            .insert_pending_token(
-                &token::hash(&pending),
-                &user.id,
-                now.millis(),
-                now.plus_millis(state.config.pending_token_ttl_ms).millis(),
-            )
-            .await?;
-        let body = if totp.is_empty() {
-            json!({
-                "code": "mfa_enrollment",
-                "message": "The user must enroll in MFA to finish authenticating.",
-                "pending_authentication_token": pending,
-                "user": UserView::from(&user),
-            })
-        } else {
-            json!({
-                "code": "mfa_challenge",
-                "message": "The user must complete an MFA challenge to finish authenticating.",
-                "pending_authentication_token": pending,
-                "authentication_factors": totp,
-                "user": UserView::from(&user),
-            })
-        };
-        return Err(Error::AuthenticationFlow(body));
-    }
-    start_session(state, &user, meta).await
+    let step = if !totp.is_empty() {
+        PasswordStep::Challenge(totp)
+    } else if mfa_required {
+        PasswordStep::Enrol
+    } else {
+        PasswordStep::Done
+    };
+    Ok((user, step))
 }
 
 async fn totp_grant(
@@ -354,6 +437,20 @@ async fn totp_grant(
         &req.authentication_challenge_id,
         "authentication_challenge_id",
     )?;
+    let user = complete_totp(state, pending, challenge_id, code, meta).await?;
+    start_session(state, &user, meta, None).await
+}
+
+/// The MFA step of every sign-in (the API's TOTP grant and the hosted code page): the code is
+/// checked by the same verification transaction as `POST /auth/challenges/:id/verify`, then
+/// the pending token is used up. Answers the signed-in user.
+pub async fn complete_totp(
+    state: &AppState,
+    pending: &str,
+    challenge_id: &str,
+    code: &str,
+    meta: &RequestMeta,
+) -> Result<UserRow, Error> {
     let now = state.now();
     let pending_hash = token::hash(pending);
     let bad_pending = || {
@@ -418,26 +515,53 @@ async fn totp_grant(
     {
         return Err(bad_pending());
     }
-    let user = state.store.get_user(&user_id).await?;
-    start_session(state, &user, meta).await
+    state.store.get_user(&user_id).await
 }
 
-async fn start_session(
+/// Creates a session (with its limits and where it came from) and its tokens. Every sign-in
+/// ends here: password, TOTP and authorization-code grants, and the hosted pages' codes.
+pub(crate) async fn start_session(
     state: &AppState,
     user: &UserRow,
     meta: &RequestMeta,
+    browser_session_id: Option<&str>,
 ) -> Result<AuthenticateResponse, Error> {
     let now = state.now();
     let session_id = id::new_id(id::prefix::SESSION, now);
     let refresh = token::random_base62(40);
-    state
-        .store
-        .create_session(&session_id, &user.id, &token::hash(&refresh), now.millis())
-        .await?;
+    let refresh_hash = token::hash(&refresh);
+    let ip = sessions::truncated(meta.ip_address.as_deref(), sessions::MAX_IP);
+    let agent = sessions::truncated(meta.user_agent.as_deref(), sessions::MAX_USER_AGENT);
+    let new = tessera_store::NewSession {
+        id: &session_id,
+        user_id: &user.id,
+        auth_method: "password",
+        ip_address: ip.as_deref(),
+        user_agent: agent.as_deref(),
+        browser_session_id,
+        refresh_hash: &refresh_hash,
+        now: now.millis(),
+        expires_at: now.plus_millis(state.config.session_max_age_ms).millis(),
+    };
+    state.store.create_session(&new).await?;
+    let row = tessera_store::SessionRow {
+        id: session_id.clone(),
+        user_id: user.id.clone(),
+        auth_method: new.auth_method.to_owned(),
+        ip_address: ip.clone(),
+        user_agent: agent.clone(),
+        created_at: now.millis(),
+        updated_at: now.millis(),
+        expires_at: new.expires_at,
+        last_active_at: now.millis(),
+        revoked_at: None,
+        end_reason: None,
+        browser_session_id: browser_session_id.map(str::to_owned),
+    };
     events::record(
         state,
         SESSION_CREATED,
-        session_event(&session_id, &user.id, meta, now.millis(), None),
+        sessions::event_data(state, &row, None),
     )
     .await?;
     let mut user = user.clone();
@@ -448,31 +572,6 @@ async fn start_session(
         user: UserView::from(&user),
         authentication_method: Some("Password"),
     })
-}
-
-/// `data` of `session.*` events: the WorkOS session object (Python v5 parses it strictly).
-fn session_event(
-    id: &str,
-    user_id: &str,
-    meta: &RequestMeta,
-    created_at: i64,
-    reason: Option<&str>,
-) -> serde_json::Value {
-    let ts = tessera_core::Timestamp(created_at);
-    let mut v = json!({
-        "object": "session",
-        "id": id,
-        "user_id": user_id,
-        "organization_id": null,
-        "ip_address": meta.ip_address,
-        "user_agent": meta.user_agent,
-        "created_at": ts,
-        "updated_at": ts,
-    });
-    if let Some(r) = reason {
-        v["reason"] = json!(r);
-    }
-    v
 }
 
 async fn access_token(state: &AppState, user_id: &str, session_id: &str) -> Result<String, Error> {
@@ -521,11 +620,12 @@ async fn refresh_grant(
     let hash = token::hash(presented);
     let client = retry_client(api_key_id, req);
     let client = client.as_str();
+    let idle_since = sessions::idle_since(state, now.millis());
     let invalid =
         || Error::InvalidGrant("The refresh token is invalid or its session has ended.".into());
     let found = state
         .store
-        .find_refresh_token(&hash)
+        .find_refresh_token(&hash, now.millis(), idle_since)
         .await?
         .ok_or_else(invalid)?;
     // The sealed pair is bound to this token's row; its hash is public within the database.
@@ -558,7 +658,7 @@ async fn refresh_grant(
     });
     let outcome = state
         .store
-        .rotate_refresh_token(&hash, next.as_ref(), client, now.millis())
+        .rotate_refresh_token(&hash, next.as_ref(), client, now.millis(), idle_since)
         .await?;
     match outcome {
         RefreshOutcome::Rotated { user_id, .. } => {
@@ -590,22 +690,15 @@ async fn refresh_grant(
             );
             refresh_answer(state, &user_id, pair).await
         }
-        RefreshOutcome::ReuseDetected {
-            session_id,
-            user_id,
-        } => {
+        RefreshOutcome::ReuseDetected { session_id, .. } => {
             tracing::warn!(
                 session_id,
                 "a used refresh token was presented again; its session is revoked"
             );
-            let data = session_event(
-                &session_id,
-                &user_id,
-                &RequestMeta::default(),
-                now.millis(),
-                Some("refresh_token_reuse"),
-            );
-            events::record(state, SESSION_REVOKED, data).await?;
+            if let Some(row) = state.store.find_session(&session_id).await? {
+                let data = sessions::event_data(state, &row, Some("refresh_token_reuse"));
+                events::record(state, SESSION_REVOKED, data).await?;
+            }
             Err(Error::InvalidGrant(
                 "The refresh token was already used; the session has been revoked.".into(),
             ))

@@ -264,6 +264,7 @@ pub async fn update(
         req.password_hash_type,
     )
     .await?;
+    let password_changed = password_hash.is_some();
     let patch = UserPatch {
         email,
         email_verified: req.email_verified,
@@ -276,13 +277,31 @@ pub async fn update(
         password_hash,
         updated_at: state.now().millis(),
     };
-    match req.metadata {
+    let user = match req.metadata {
         Some(changes) => {
             let merge = move |stored: &str| merge_metadata(stored, &changes);
-            state.store.update_user(user_id, &patch, Some(&merge)).await
+            state
+                .store
+                .update_user(user_id, &patch, Some(&merge))
+                .await?
         }
-        None => state.store.update_user(user_id, &patch, None).await,
+        None => state.store.update_user(user_id, &patch, None).await?,
+    };
+    if password_changed {
+        // A new password ends every session: whoever knew the old one is signed out. This
+        // runs right after the update's own transaction (as for a deleted factor), not
+        // inside it, because it records one `session.revoked` event per session ended. It
+        // runs in its own task, spawned with no await point after the update commits, so a
+        // client that goes away cannot leave the password changed and the sessions alive.
+        let state = state.clone();
+        let user_id = user_id.to_owned();
+        tokio::spawn(async move {
+            super::sessions::end_all_for_user(&state, &user_id, "password_changed").await
+        })
+        .await
+        .map_err(Error::internal)??;
     }
+    Ok(user)
 }
 
 /// Merges `changes` into the stored metadata (a `null` value deletes its key); the result
@@ -310,7 +329,19 @@ pub async fn delete(state: &AppState, user_id: &str) -> Result<(), Error> {
     if !id::has_prefix(user_id, id::prefix::USER) {
         return Err(Error::not_found(Entity::User, user_id));
     }
+    // Ended first so that each session gets its `session.revoked` event; the rows then go
+    // with the user (ON DELETE CASCADE).
+    super::sessions::end_all_for_user(state, user_id, "user_deleted").await?;
     state.store.delete_user(user_id).await
+}
+
+/// `GET /user_management/users/external_id/:external_id`.
+pub async fn get_by_external_id(state: &AppState, external_id: &str) -> Result<UserRow, Error> {
+    state
+        .store
+        .find_user_by_external_id(external_id)
+        .await?
+        .ok_or_else(|| Error::not_found(Entity::User, external_id))
 }
 
 pub async fn list(

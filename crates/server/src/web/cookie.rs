@@ -39,6 +39,19 @@ pub fn set(name: &str, value: &str, max_age_secs: Option<i64>, secure: bool) -> 
     HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// Like [`set`], but `SameSite=Lax`: for a cookie that must come along on a top-level
+/// navigation from another site (the hosted sign-in's browser session, so that a second
+/// `/authorize` from an application signs in at once). Never for a cookie that authorises a
+/// state-changing request on its own.
+pub fn set_lax(name: &str, value: &str, max_age_secs: Option<i64>, secure: bool) -> HeaderValue {
+    let strict = set(name, value, max_age_secs, secure);
+    let lax = strict
+        .to_str()
+        .unwrap_or_default()
+        .replace("SameSite=Strict", "SameSite=Lax");
+    HeaderValue::from_str(&lax).unwrap_or(strict)
+}
+
 /// A `Set-Cookie` value that deletes `name`.
 pub fn clear(name: &str, secure: bool) -> HeaderValue {
     set(name, "", Some(0), secure)

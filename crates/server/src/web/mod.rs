@@ -13,6 +13,7 @@ pub mod cookie;
 pub mod csrf;
 pub mod dashboard;
 pub mod form;
+pub mod hosted;
 pub mod page;
 pub mod security;
 
@@ -25,7 +26,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
     with_web_layers(
         Router::new()
             .merge(assets::router())
-            .merge(dashboard::router()),
+            .merge(dashboard::router())
+            .merge(hosted::router()),
         state,
     )
 }

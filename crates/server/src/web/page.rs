@@ -183,6 +183,11 @@ pub fn describe(e: &Error) -> (StatusCode, &'static str, String) {
             "The message could not be sent",
             "The text message could not be delivered. Please try again later.".into(),
         ),
+        Error::AuthorizationRefused(why) => (
+            S::BAD_REQUEST,
+            "This sign-in link is not valid",
+            why.clone(),
+        ),
         Error::InvalidClient
         | Error::InvalidGrant(_)
         | Error::UnsupportedGrantType(_)

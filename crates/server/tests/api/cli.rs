@@ -85,12 +85,20 @@ fn management_commands_refuse_a_missing_database_and_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
     let db = root.join("tessera.db");
-    let commands: [&[&str]; 7] = [
+    let commands: [&[&str]; 11] = [
         &["api-keys", "create", "--name", "ci"],
         &["api-keys", "list"],
         &["api-keys", "revoke", "key_01HZZZZZZZZZZZZZZZZZZZZZZZ"],
         &["client-id"],
         &["settings", "mfa-required", "on"],
+        &["settings", "sign-up", "on"],
+        &["redirect-uris", "add", "https://app.example.com/callback"],
+        &["redirect-uris", "list"],
+        &[
+            "redirect-uris",
+            "remove",
+            "https://app.example.com/callback",
+        ],
         &["signing-keys", "rotate"],
         &["--database-url", "elsewhere/typo.db", "client-id"],
     ];
@@ -342,6 +350,49 @@ fn serves_and_stops_on_sigterm(args: &[&str]) {
     assert!(kill.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful exit on SIGTERM: {status}");
+}
+
+#[test]
+fn redirect_uris_are_added_checked_listed_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = |args: &[&str]| {
+        let out = tessera(dir.path(), args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(&["init"]);
+    ok(&["redirect-uris", "add", "https://app.example.com/callback"]);
+    ok(&["redirect-uris", "add", "http://localhost:*/callback"]);
+    assert!(ok(&["redirect-uris", "add", "https://app.example.com/callback"]).contains("already"));
+    for bad in [
+        "http://app.example.com/callback",
+        "https://*.example.com/callback",
+        "javascript://x",
+        "/relative",
+    ] {
+        let out = tessera(dir.path(), &["redirect-uris", "add", bad]);
+        assert!(!out.status.success(), "{bad} is refused");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot allow"));
+    }
+    assert_eq!(
+        ok(&["redirect-uris", "list"]),
+        "http://localhost:*/callback\nhttps://app.example.com/callback\n"
+    );
+    ok(&["redirect-uris", "remove", "http://localhost:*/callback"]);
+    assert_eq!(
+        ok(&["redirect-uris", "list"]),
+        "https://app.example.com/callback\n"
+    );
+    let again = tessera(
+        dir.path(),
+        &["redirect-uris", "remove", "http://localhost:*/callback"],
+    );
+    assert!(!again.status.success(), "removing twice is an error");
+    assert!(ok(&["settings", "sign-up", "on"]).contains("sign-up: on"));
 }
 
 #[tokio::test]

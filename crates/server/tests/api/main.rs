@@ -4,8 +4,10 @@
 
 mod helpers;
 
+mod hosted;
 mod hostile;
 
+mod authkit;
 mod basics;
 mod browser;
 mod cli;

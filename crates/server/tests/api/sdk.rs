@@ -58,6 +58,12 @@ async fn server_with_seed_user() -> TestApp {
         updated_at: T0,
     };
     app.state.store.insert_user(&row).await.unwrap();
+    // Hosted sign-in checks return to a loopback callback (the port wildcard).
+    app.state
+        .store
+        .add_redirect_uri("http://127.0.0.1:*/callback", T0)
+        .await
+        .unwrap();
     app
 }
 
