@@ -20,6 +20,9 @@ mod sql;
 
 pub use db::{DatabaseUrl, DbKind, Store, StoreOptions};
 pub use list::{ListParams, Order, Page};
-pub use mfa::{challenge_refusal, AttemptKind, Refusal, VerifyAttempt, VerifyOutcome};
+pub use mfa::{
+    challenge_refusal, AttemptKind, FactorGuardRow, FactorLockRow, Refusal, Rejection,
+    VerificationRows, VerifyAttempt, VerifyOutcome,
+};
 pub use rows::*;
 pub use signin::{RefreshOutcome, SigningKeyRow};
