@@ -47,7 +47,38 @@ enum Command {
     /// Access-token signing keys.
     #[command(subcommand, name = "signing-keys")]
     SigningKeys(SigningKeysCommand),
+    /// Authentication factors (lockout after consecutive failed verifications).
+    #[command(subcommand)]
+    Factors(FactorsCommand),
 }
+
+// ---- `tessera factors` (lockout administration) -------------------------------------------
+
+#[derive(Debug, Subcommand)]
+enum FactorsCommand {
+    /// Lift the lockout of a factor locked after too many consecutive failed verifications
+    /// (and clear its count). Recorded as the event `authentication_factor.unlocked`.
+    Unlock {
+        /// The factor's id (`auth_factor_...`).
+        factor_id: String,
+    },
+}
+
+async fn factors(config: &Config, clock: &dyn Clock, cmd: FactorsCommand) -> anyhow::Result<()> {
+    let (store, _) = crate::startup::open_store(config, clock).await?;
+    let r = match &cmd {
+        FactorsCommand::Unlock { factor_id } => {
+            crate::services::mfa::unlock_factor(&store, clock.now(), factor_id).await
+        }
+    };
+    store.close().await;
+    r?;
+    let FactorsCommand::Unlock { factor_id } = cmd;
+    println!("unlocked {factor_id}");
+    Ok(())
+}
+
+// ---- end of `tessera factors` -------------------------------------------------------------
 
 #[derive(Debug, Subcommand)]
 enum SettingsCommand {
@@ -103,6 +134,10 @@ struct ServeArgs {
     /// Access-token lifetime in seconds.
     #[arg(long, env = "TESSERA_ACCESS_TOKEN_TTL_SECONDS", default_value_t = 300)]
     access_token_ttl_seconds: i64,
+    /// Consecutive failed verifications that lock a factor until `tessera factors unlock`
+    /// (1 to 100; NIST SP 800-63B allows at most 100).
+    #[arg(long, env = "TESSERA_FACTOR_LOCKOUT_AFTER", default_value_t = 100)]
+    factor_lockout_after: i64,
     /// How long (ms) a verified API key is trusted before it is read again; a revocation
     /// takes effect within this time. 0: read on every request.
     #[arg(long, env = "TESSERA_API_KEY_CACHE_MS", default_value_t = 1000)]
@@ -211,6 +246,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.access_token_ttl_ms = args.access_token_ttl_seconds.clamp(30, 86_400) * 1000;
             config.api_key_cache_ms = args.api_key_cache_ms.clamp(0, 60_000);
             config.sms_provider = sms_provider(&args)?;
+            if !(1..=100).contains(&args.factor_lockout_after) {
+                anyhow::bail!(
+                    "--factor-lockout-after must be between 1 and 100 (NIST SP 800-63B allows at most 100 consecutive failures), not {}",
+                    args.factor_lockout_after
+                );
+            }
+            config.factor_lockout_after = args.factor_lockout_after;
             let app = Application::build(config, clock).await?;
             app.run_until(crate::startup::shutdown_signal()).await?;
             Ok(())
@@ -237,6 +279,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{kid}");
             Ok(())
         }
+        Command::Factors(cmd) => factors(&config, clock.as_ref(), cmd).await,
         Command::ClientId => {
             let (store, client_id) = crate::startup::open_store(&config, clock.as_ref()).await?;
             store.close().await;

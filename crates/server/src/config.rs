@@ -51,6 +51,9 @@ pub struct Config {
     pub factor_failure_rate: Rate,
     /// Failed verifications allowed per user across factors (NIST SP 800-63B: at most 100).
     pub user_failure_rate: Rate,
+    /// Consecutive failed verifications that lock a factor until an administrator unlocks
+    /// it (NIST SP 800-63B §5.2.2: at most 100). 1..=100.
+    pub factor_lockout_after: i64,
     /// SMS messages per phone number (against SMS pumping).
     pub sms_rate: Rate,
     pub sms_provider: SmsProvider,
@@ -70,6 +73,11 @@ pub struct Config {
     /// finish a whole request including its body.
     pub header_read_timeout: std::time::Duration,
     pub request_timeout: std::time::Duration,
+    /// The first access-token signing key (PKCS#8 DER of an RSA-2048 key) when the database
+    /// has none, instead of generating one. For tests only: a key generation costs up to a
+    /// second of CPU per server start, and the test suite starts hundreds. `tessera serve`
+    /// never sets it.
+    pub first_signing_key: Option<std::sync::Arc<zeroize::Zeroizing<Vec<u8>>>>,
     /// Print the first API key to the log when the database has none.
     pub bootstrap_api_key: bool,
 }
@@ -90,6 +98,7 @@ impl Config {
             max_challenge_attempts: 5,
             factor_failure_rate: Rate::new(10, 15 * 60 * 1000),
             user_failure_rate: Rate::new(100, 60 * 60 * 1000),
+            factor_lockout_after: 100,
             sms_rate: Rate::new(5, 10 * 60 * 1000),
             sms_provider: SmsProvider::Log,
             issuer: "tessera".to_owned(),
@@ -100,6 +109,7 @@ impl Config {
             password_ip_rate: Rate::new(100, 15 * 60 * 1000),
             header_read_timeout: std::time::Duration::from_secs(10),
             request_timeout: std::time::Duration::from_secs(30),
+            first_signing_key: None,
             bootstrap_api_key: true,
         }
     }

@@ -135,3 +135,72 @@ fn serve_prints_a_first_key_answers_health_and_stops_cleanly_on_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful exit on SIGTERM: {status}");
 }
+
+/// `tessera factors unlock`: the administrator's way out of a lockout, on the database a
+/// server used; an unknown factor is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factors_unlock_lifts_a_lockout_and_refuses_unknown_factors() {
+    use crate::helpers::{Backend, TestApp};
+    let app = TestApp::spawn_configured(Backend::Sqlite, |c| c.factor_lockout_after = 1)
+        .await
+        .unwrap();
+    let (fid, secret) = app.totp_factor(None).await;
+    let c = app.challenge(&fid).await;
+    let right = app.totp_code(&secret, 0);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    app.verify(c["id"].as_str().unwrap(), wrong).await;
+    assert!(app
+        .state
+        .store
+        .find_factor_lock(&fid)
+        .await
+        .unwrap()
+        .unwrap()
+        .locked_at
+        .is_some());
+    let db = app.stop().await;
+    let dir = db.url.sqlite_path().unwrap().parent().unwrap().to_owned();
+
+    let out = tessera(&dir, &["factors", "unlock", &fid]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("unlocked {fid}\n")
+    );
+    let unknown = tessera(
+        &dir,
+        &[
+            "factors",
+            "unlock",
+            "auth_factor_01NOSUCHFACTOR0000000000000",
+        ],
+    );
+    assert!(!unknown.status.success(), "an unknown factor is an error");
+
+    let store = tessera_store::Store::connect(&db.url, &Default::default())
+        .await
+        .unwrap();
+    let lock = store.find_factor_lock(&fid).await.unwrap().unwrap();
+    assert_eq!((lock.consecutive_failures, lock.locked_at), (0, None));
+    store.close().await;
+}
+
+#[test]
+fn the_lockout_threshold_is_refused_beyond_nists_100() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tessera(dir.path(), &["serve", "--factor-lockout-after", "101"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("between 1 and 100"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
