@@ -31,6 +31,8 @@ struct Cli {
     command: Option<Command>,
 }
 
+// Parsed once at start: the size of `Serve` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP API (the default).

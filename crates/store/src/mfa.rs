@@ -348,7 +348,11 @@ impl Store {
                 }
             }
             // 4.
-            let accepted = a.correct && a.totp_step.map_or(true, |s| f.last_totp_step < s);
+            let accepted = a.correct
+                && match a.totp_step {
+                    Some(step) => f.last_totp_step < step,
+                    None => true,
+                };
             let wrong = !a.correct;
             let locks = wrong && f.consecutive_failures + 1 >= a.lock_after;
             // 5.

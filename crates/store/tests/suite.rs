@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The store suite: rules that must hold identically on SQLite and PostgreSQL, checked on
 //! both (PostgreSQL when `TESSERA_TEST_DATABASE_URL` is set; required in CI).
 //!
