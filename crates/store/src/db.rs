@@ -289,7 +289,7 @@ pub(crate) const PG_FUNCTIONS: &str = include_str!("../sql/verify_attempt.pgsql"
 /// together replace the functions one after the other (concurrent `CREATE OR REPLACE` of one
 /// function can fail with "tuple concurrently updated"), and a failure leaves the old text.
 async fn install_pg_functions(pool: &PgPool) -> Result<(), Error> {
-    /// An arbitrary key, the same in every Tessera node ("tesserafn" in ASCII, truncated).
+    /// An arbitrary key, the same in every Tessera node ("tesseraf" in ASCII).
     const LOCK: i64 = 0x7465_7373_6572_6166;
     let fail = |e: sqlx::Error| {
         Error::Internal(format!(

@@ -76,7 +76,7 @@ async fn run(c: &mut sqlx::PgConnection, sql: &str) {
 
 /// Makes sure the migrated template for the current schema exists; returns its name.
 async fn ensure_template(c: &mut sqlx::PgConnection, admin_url: &str) -> String {
-    /// Any constant shared by all test processes.
+    /// Any constant shared by all test processes ("testtmpl" in ASCII).
     const LOCK: i64 = 0x7465_7374_746d_706c;
     let name = format!("tessera_tpl_{:016x}", schema_hash());
     if exists(c, &name).await {
