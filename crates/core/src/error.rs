@@ -78,6 +78,10 @@ pub enum Error {
     /// 400 `one_time_code_too_many_attempts`: the challenge is dead, even for the right code.
     #[error("Too many attempts were made for the authentication challenge '{0}'. Start a new challenge.")]
     TooManyAttempts(String),
+    /// 403 `authentication_factor_locked`: the factor had too many consecutive failed
+    /// verifications and refuses every code until an administrator unlocks it.
+    #[error("The authentication factor '{0}' is locked after too many failed attempts. An administrator must unlock it.")]
+    FactorLocked(String),
     /// 429 with `Retry-After`: too many failures (per factor or per user), or too many SMS
     /// to one number.
     #[error("{message}")]

@@ -2,8 +2,24 @@
 //!
 //! A limit of `count` events per `window` becomes an emission interval `window / count`; the
 //! store keeps one "theoretical arrival time" (TAT) per limited thing and charges an event
-//! with one conditional UPDATE (see the MFA migration). This module holds the arithmetic the
-//! SQL mirrors, so it can be tested exhaustively without a database.
+//! with one conditional UPDATE (see the MFA migration).
+//!
+//! The rule exists once per language: [`gcra_allows`] and [`gcra_next`] here (SQLite calls
+//! them as the SQL functions `tessera_gcra_allows` / `tessera_gcra_next`, registered on every
+//! connection), and the PostgreSQL functions of the same names in
+//! `crates/store/sql/verify_attempt.pgsql`. A store test checks the two agree.
+
+/// Whether one more event at `now` fits a limit whose stored TAT is `tat`: the TAT it would
+/// leave may run at most one window ahead of `now`.
+pub fn gcra_allows(tat: i64, now: i64, interval_ms: i64, window_ms: i64) -> bool {
+    gcra_next(tat, now, interval_ms) - now <= window_ms
+}
+
+/// The TAT after charging one event at `now`: time already owed is never forgiven, idle time
+/// is never banked beyond `now`.
+pub fn gcra_next(tat: i64, now: i64, interval_ms: i64) -> i64 {
+    tat.max(now).saturating_add(interval_ms)
+}
 
 /// `count` events per `window_ms`, sliding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +40,12 @@ impl Rate {
 
     /// Whether an event at `now` fits, given the stored `tat` (same rule as the SQL).
     pub fn allows(self, tat: i64, now: i64) -> bool {
-        tat.max(now) + self.interval_ms() - now <= self.window_ms
+        gcra_allows(tat, now, self.interval_ms(), self.window_ms)
     }
 
     /// The TAT after charging one event at `now`.
     pub fn charge(self, tat: i64, now: i64) -> i64 {
-        tat.max(now) + self.interval_ms()
+        gcra_next(tat, now, self.interval_ms())
     }
 
     /// Whole seconds until an event would fit again (for `Retry-After`), at least 1.

@@ -66,6 +66,9 @@ enum Command {
     /// The allow-list of redirect URIs for hosted sign-in and logout.
     #[command(subcommand, name = "redirect-uris")]
     RedirectUris(RedirectUrisCommand),
+    /// Authentication factors (lockout after consecutive failed verifications).
+    #[command(subcommand)]
+    Factors(FactorsCommand),
 }
 
 // ---- redirect-uris (hosted sign-in) --------------------------------------------------------
@@ -114,6 +117,35 @@ async fn redirect_uris(
         }
     })
 }
+
+// ---- `tessera factors` (lockout administration) -------------------------------------------
+
+#[derive(Debug, Subcommand)]
+enum FactorsCommand {
+    /// Lift the lockout of a factor locked after too many consecutive failed verifications
+    /// (and clear its count). Recorded as the event `authentication_factor.unlocked`.
+    Unlock {
+        /// The factor's id (`auth_factor_...`).
+        factor_id: String,
+    },
+}
+
+async fn factors(config: &Config, clock: &dyn Clock, cmd: FactorsCommand) -> anyhow::Result<()> {
+    let (store, _) = crate::startup::open_existing_store(config).await?;
+    let r = match &cmd {
+        FactorsCommand::Unlock { factor_id } => {
+            crate::services::mfa::unlock_factor(&store, clock.now(), factor_id).await
+        }
+    };
+    store.close().await;
+    r?;
+    let FactorsCommand::Unlock { factor_id } = cmd;
+    println!("unlocked {factor_id}");
+    changed(config);
+    Ok(())
+}
+
+// ---- end of `tessera factors` -------------------------------------------------------------
 
 #[derive(Debug, Subcommand)]
 enum SettingsCommand {
@@ -188,6 +220,10 @@ struct ServeArgs {
     /// Access-token lifetime in seconds.
     #[arg(long, env = "TESSERA_ACCESS_TOKEN_TTL_SECONDS", default_value_t = 300)]
     access_token_ttl_seconds: i64,
+    /// Consecutive failed verifications that lock a factor until `tessera factors unlock`
+    /// (1 to 100; NIST SP 800-63B allows at most 100).
+    #[arg(long, env = "TESSERA_FACTOR_LOCKOUT_AFTER", default_value_t = 100)]
+    factor_lockout_after: i64,
     /// How long (ms) a verified API key is trusted before it is read again; a revocation
     /// takes effect within this time. 0: read on every request.
     #[arg(long, env = "TESSERA_API_KEY_CACHE_MS", default_value_t = 1000)]
@@ -358,6 +394,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.sms_provider = sms_provider(&args)?;
             config.session_max_age_ms = args.session_max_age;
             config.session_inactivity_ms = args.session_inactivity_timeout;
+            if !(1..=100).contains(&args.factor_lockout_after) {
+                anyhow::bail!(
+                    "--factor-lockout-after must be between 1 and 100 (NIST SP 800-63B allows at most 100 consecutive failures), not {}",
+                    args.factor_lockout_after
+                );
+            }
+            config.factor_lockout_after = args.factor_lockout_after;
             let app = Application::build(config, clock).await?;
             app.run_until(crate::startup::shutdown_signal()).await?;
             Ok(())
@@ -436,11 +479,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admins(cmd) => {
-            let (store, _) = crate::startup::open_store(&config, clock.as_ref()).await?;
+            let (store, _) = crate::startup::open_existing_store(&config).await?;
+            let changes = !matches!(cmd, AdminsCommand::List);
             let r = admins(&store, clock.as_ref(), cmd).await;
             store.close().await;
-            r
+            r?;
+            if changes {
+                changed(&config);
+            }
+            Ok(())
         }
+        Command::Factors(cmd) => factors(&config, clock.as_ref(), cmd).await,
         Command::ClientId => {
             let (store, client_id) = crate::startup::open_existing_store(&config).await?;
             store.close().await;

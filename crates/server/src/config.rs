@@ -51,6 +51,9 @@ pub struct Config {
     pub factor_failure_rate: Rate,
     /// Failed verifications allowed per user across factors (NIST SP 800-63B: at most 100).
     pub user_failure_rate: Rate,
+    /// Consecutive failed verifications that lock a factor until an administrator unlocks
+    /// it (NIST SP 800-63B §5.2.2: at most 100). 1..=100.
+    pub factor_lockout_after: i64,
     /// SMS messages per phone number (against SMS pumping).
     pub sms_rate: Rate,
     pub sms_provider: SmsProvider,
@@ -85,6 +88,11 @@ pub struct Config {
     /// Open client connections at most; past it new connections are closed at once. Lowered
     /// at start to fit the open-files limit.
     pub max_open_connections: usize,
+    /// The first access-token signing key (PKCS#8 DER of an RSA-2048 key) when the database
+    /// has none, instead of generating one. For tests only: a key generation costs up to a
+    /// second of CPU per server start, and the test suite starts hundreds. `tessera serve`
+    /// never sets it.
+    pub first_signing_key: Option<std::sync::Arc<zeroize::Zeroizing<Vec<u8>>>>,
     /// Print the first API key to the log when the database has none.
     pub bootstrap_api_key: bool,
     /// Sessions (and hosted-page browser sessions) end this long after sign-in, whatever
@@ -135,6 +143,7 @@ impl Config {
             max_challenge_attempts: 5,
             factor_failure_rate: Rate::new(10, 15 * 60 * 1000),
             user_failure_rate: Rate::new(100, 60 * 60 * 1000),
+            factor_lockout_after: 100,
             sms_rate: Rate::new(5, 10 * 60 * 1000),
             sms_provider: SmsProvider::Log,
             public_url: "http://127.0.0.1:8080".to_owned(),
@@ -149,6 +158,7 @@ impl Config {
             request_timeout: std::time::Duration::from_secs(30),
             idle_timeout: std::time::Duration::from_secs(60),
             max_open_connections: 4096,
+            first_signing_key: None,
             bootstrap_api_key: true,
             session_max_age_ms: 30 * 86_400_000,
             session_inactivity_ms: 7 * 86_400_000,

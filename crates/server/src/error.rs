@@ -128,6 +128,12 @@ fn domain_response(e: Error) -> Response {
             "one_time_code_too_many_attempts",
             message,
         ),
+        // 403: both SDK families surface it with its body (Python v5: AuthorizationException,
+        // Node: GenericServerException with status 403); see docs/compatibility.md.
+        Error::FactorLocked(id) => body(
+            StatusCode::FORBIDDEN,
+            json!({ "code": "authentication_factor_locked", "message": message, "authentication_factor_id": id }),
+        ),
         Error::RateLimited {
             retry_after_secs, ..
         } => {

@@ -206,7 +206,8 @@ impl Store {
             "UPDATE admin_sessions SET last_seen_at = $2 WHERE token_hash = $1 AND stage = $3 AND last_seen_at > $4 AND created_at > $5 RETURNING {SESSION_COLS}"
         );
         let admin = format!("SELECT {ADMIN_COLS} FROM admins WHERE id = $1");
-        on_db!(self, write, |c| {
+        // Two statements: a transaction, so the admin read sees the session it touched.
+        on_db!(self, transaction, |c| {
             let Some(s): Option<AdminSessionRow> = c
                 .opt(
                     &touch,
@@ -214,10 +215,10 @@ impl Store {
                 )
                 .await?
             else {
-                return Ok(None);
+                return Ok(Tx::Commit(None));
             };
             let a: Option<AdminRow> = c.opt(&admin, args![&s.admin_id]).await?;
-            Ok(a.map(|a| (s, a)))
+            Ok(Tx::Commit(a.map(|a| (s, a))))
         })
     }
 

@@ -148,11 +148,13 @@ impl std::fmt::Debug for Store {
 /// backend, not silently. The body is an `async` block: `?` and `return` leave the body.
 ///
 /// * `read`: a SQLite reader connection, or the PostgreSQL pool;
-/// * `write`: the single SQLite writer (held for the whole body, in a savepoint of the current
-///   commit group: see [`crate::sql::Sqlite`]), or the PostgreSQL pool;
-/// * `transaction`: all or nothing; the body returns [`crate::sql::Tx`] to keep or undo its
-///   writes (an `Err` always undoes them). SQLite: a savepoint of the commit group;
-///   PostgreSQL: a transaction.
+/// * `write`: ONE statement ([`crate::sql::Single`]: a second one does not compile), on the
+///   single SQLite writer (in a savepoint of the current commit group: see
+///   [`crate::sql::Sqlite`]) or the PostgreSQL pool. One statement is atomic on both, and
+///   costs no BEGIN/COMMIT round trips on PostgreSQL;
+/// * `transaction`: all or nothing, for any number of statements; the body returns
+///   [`crate::sql::Tx`] to keep or undo its writes (an `Err` always undoes them). SQLite: a
+///   savepoint of the commit group; PostgreSQL: a transaction.
 macro_rules! on_db {
     ($store:expr, read, |$c:ident| $body:expr) => {
         match &*$store.db {
@@ -174,7 +176,8 @@ macro_rules! on_db {
             $crate::db::Db::Sqlite(lite) => {
                 let mut w = lite.enter().await?;
                 let r: Result<_, tessera_core::Error> = async {
-                    let $c = &mut $crate::sql::Lite::new(&mut w.conn);
+                    let mut conn = $crate::sql::Lite::new(&mut w.conn);
+                    let $c = $crate::sql::Single(&mut conn);
                     $body
                 }
                 .await;
@@ -182,7 +185,8 @@ macro_rules! on_db {
                 lite.settle(out, ticket).await
             }
             $crate::db::Db::Postgres(pool) => {
-                let $c = &mut $crate::sql::Pg::Pool(pool);
+                let mut conn = $crate::sql::Pg::Pool(pool);
+                let $c = $crate::sql::Single(&mut conn);
                 let r: Result<_, tessera_core::Error> = async { $body }.await;
                 r
             }
@@ -274,6 +278,7 @@ impl Store {
                     .run(&pool)
                     .await
                     .map_err(|e| Error::Internal(format!("PostgreSQL migration failed: {e}")))?;
+                install_pg_functions(&pool).await?;
                 Db::Postgres(pool)
             }
             DbKind::Sqlite => {
@@ -369,6 +374,34 @@ pub fn loosely_permitted_files(path: &std::path::Path) -> Vec<(std::path::PathBu
         }
     }
     found
+}
+
+/// The PostgreSQL functions of the verification rule; their one current text.
+pub(crate) const PG_FUNCTIONS: &str = include_str!("../sql/verify_attempt.pgsql");
+
+/// Installs [`PG_FUNCTIONS`] (`CREATE OR REPLACE`), after the migrations, so the database
+/// runs the rule of this binary. In one transaction holding an advisory lock: nodes starting
+/// together replace the functions one after the other (concurrent `CREATE OR REPLACE` of one
+/// function can fail with "tuple concurrently updated"), and a failure leaves the old text.
+async fn install_pg_functions(pool: &PgPool) -> Result<(), Error> {
+    /// An arbitrary key, the same in every Tessera node ("tesseraf" in ASCII).
+    const LOCK: i64 = 0x7465_7373_6572_6166;
+    let fail = |e: sqlx::Error| {
+        Error::Internal(format!(
+            "installing sql/verify_attempt.pgsql on PostgreSQL failed: {e}"
+        ))
+    };
+    let mut tx = pool.begin().await.map_err(fail)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+    sqlx::raw_sql(PG_FUNCTIONS)
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+    tx.commit().await.map_err(fail)
 }
 
 /// Runs the SQLite migrations with sqlx's migrator (its `_sqlx_migrations` bookkeeping is

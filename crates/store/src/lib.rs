@@ -27,7 +27,10 @@ pub use authkit::{AuthCodeRow, BrowserSession, NewSession, SessionRow};
 pub use db::{loosely_permitted_files, DatabaseUrl, DbKind, Store, StoreOptions};
 pub use keys::SealedSample;
 pub use list::{ListParams, Order, Page};
-pub use mfa::{challenge_refusal, AttemptKind, Refusal, VerifyAttempt, VerifyOutcome};
+pub use mfa::{
+    challenge_refusal, AttemptKind, FactorGuardRow, FactorLockRow, Refusal, Rejection,
+    VerificationRows, VerifyAttempt, VerifyOutcome,
+};
 pub use prune::{PruneCutoffs, Pruned};
 pub use queries::MetadataMerge;
 pub use rows::*;

@@ -96,13 +96,15 @@ impl Store {
         now: i64,
     ) -> Result<EnvironmentRow, Error> {
         on_db!(self, write, |c| {
-            c.exec("INSERT INTO environment (id, client_id, mfa_required, created_at) VALUES (1, $1, FALSE, $2) ON CONFLICT (id) DO NOTHING", args![client_id, now]).await?;
-            Ok(c.one(
+            Ok(c.exec("INSERT INTO environment (id, client_id, mfa_required, created_at) VALUES (1, $1, FALSE, $2) ON CONFLICT (id) DO NOTHING", args![client_id, now]).await?)
+        })?;
+        // Read after the insert has committed: whichever node inserted first, all read its row.
+        on_db!(self, read, |c| Ok(c
+            .one(
                 "SELECT client_id, mfa_required, created_at FROM environment WHERE id = 1",
                 &[],
             )
-            .await?)
-        })
+            .await?))
     }
 
     pub async fn find_environment(&self) -> Result<Option<EnvironmentRow>, Error> {

@@ -98,9 +98,11 @@ crate::sql::from_row!(UsedToken {
 
 const KEY_COLS: &str = "kid, secret_key_id, secret_sealed, public_jwk, created_at, retired_at";
 /// `$1` key, `$2` now, `$3` interval, `$4` window; no row returned means the limit is reached.
-const PASSWORD_CHARGE: &str = "INSERT INTO password_limits (limit_key, tat) VALUES ($1, $2 + $3) \
-     ON CONFLICT (limit_key) DO UPDATE SET tat = (CASE WHEN password_limits.tat > $2 THEN password_limits.tat ELSE $2 END) + $3 \
-     WHERE (CASE WHEN password_limits.tat > $2 THEN password_limits.tat ELSE $2 END) + $3 - $2 <= $4 RETURNING tat";
+/// The GCRA is the SQL functions `tessera_gcra_*` (see `tessera_core::limits`).
+const PASSWORD_CHARGE: &str =
+    "INSERT INTO password_limits (limit_key, tat) VALUES ($1, tessera_gcra_next($2, $2, $3)) \
+     ON CONFLICT (limit_key) DO UPDATE SET tat = tessera_gcra_next(password_limits.tat, $2, $3) \
+     WHERE tessera_gcra_allows(password_limits.tat, $2, $3, $4) RETURNING tat";
 
 impl Store {
     pub async fn set_mfa_required(&self, on: bool) -> Result<(), Error> {

@@ -337,6 +337,7 @@ impl Sqlite {
         // fsync; a power cut can lose the last transactions only.
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
             .map_err(|e| open_error(path, e))?;
+        register_gcra(&conn).map_err(|e| open_error(path, e))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
@@ -438,6 +439,29 @@ impl Sqlite {
             tracing::warn!(error = %e, "SQLite checkpoint at close failed");
         }
     }
+}
+
+/// The GCRA rule as the SQL functions `tessera_gcra_next(tat, now, interval)` and
+/// `tessera_gcra_allows(tat, now, interval, window)`, which PostgreSQL gets from
+/// `sql/verify_attempt.pgsql`: here they call the Rust of `tessera_core::limits`, so SQLite
+/// has no SQL copy of the rule.
+fn register_gcra(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use tessera_core::limits::{gcra_allows, gcra_next};
+    let flags = FunctionFlags::SQLITE_UTF8
+        | FunctionFlags::SQLITE_DETERMINISTIC
+        | FunctionFlags::SQLITE_INNOCUOUS;
+    conn.create_scalar_function("tessera_gcra_next", 3, flags, |ctx| {
+        Ok(gcra_next(ctx.get(0)?, ctx.get(1)?, ctx.get(2)?))
+    })?;
+    conn.create_scalar_function("tessera_gcra_allows", 4, flags, |ctx| {
+        Ok(gcra_allows(
+            ctx.get(0)?,
+            ctx.get(1)?,
+            ctx.get(2)?,
+            ctx.get(3)?,
+        ))
+    })
 }
 
 /// The most bodies one commit serves (bounds how long the first of them waits).
@@ -650,6 +674,51 @@ impl<'c> Lite<'c> {
             })
     }
 }
+
+// ---- one statement -----------------------------------------------------------------------
+
+/// The connection of a `write` body: good for exactly one statement. Its methods take it by
+/// value, so a second statement does not compile ("use of moved value: `c`"), on either
+/// backend. A PostgreSQL `write` runs on the bare pool (no BEGIN/COMMIT round trips), where
+/// each statement commits alone; allowing a second one would make a body atomic on SQLite
+/// (a savepoint) and not on PostgreSQL. A body of several statements is a `transaction`.
+pub(crate) struct Single<'a, C>(pub(crate) &'a mut C);
+
+macro_rules! single_statement {
+    ($conn:ty) => {
+        impl Single<'_, $conn> {
+            pub(crate) async fn exec(self, sql: &str, args: &[Arg<'_>]) -> Result<u64, DbError> {
+                self.0.exec(sql, args).await
+            }
+            // `all` and `one` are for the write bodies to come (an `INSERT ... RETURNING`).
+            #[allow(dead_code)]
+            pub(crate) async fn all<T: FromRow>(
+                self,
+                sql: &str,
+                args: &[Arg<'_>],
+            ) -> Result<Vec<T>, DbError> {
+                self.0.all(sql, args).await
+            }
+            pub(crate) async fn opt<T: FromRow>(
+                self,
+                sql: &str,
+                args: &[Arg<'_>],
+            ) -> Result<Option<T>, DbError> {
+                self.0.opt(sql, args).await
+            }
+            #[allow(dead_code)]
+            pub(crate) async fn one<T: FromRow>(
+                self,
+                sql: &str,
+                args: &[Arg<'_>],
+            ) -> Result<T, DbError> {
+                self.0.one(sql, args).await
+            }
+        }
+    };
+}
+single_statement!(Lite<'_>);
+single_statement!(Pg<'_>);
 
 // ---- PostgreSQL --------------------------------------------------------------------------
 

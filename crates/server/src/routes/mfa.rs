@@ -146,6 +146,7 @@ pub struct VerifyResponse {
         (status = 201, description = "Whether the code was right", body = VerifyResponse),
         (status = 400, description = "Malformed JSON, or `one_time_code_too_many_attempts`", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = UnauthorizedBody),
+        (status = 403, description = "`authentication_factor_locked`: too many consecutive failures; `tessera factors unlock` lifts it", body = ErrorBody),
         (status = 404, description = "No such challenge", body = NotFoundBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),

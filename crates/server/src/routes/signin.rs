@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "Signed in", body = AuthenticateResponse),
         (status = 400, description = "Bad client, grant, credentials, code or pending token", body = AuthErrorBody),
-        (status = 403, description = "`mfa_challenge` or `mfa_enrollment`: finish with the TOTP grant", body = Object),
+        (status = 403, description = "`mfa_challenge` or `mfa_enrollment`: finish with the TOTP grant; `authentication_factor_locked` from the TOTP grant", body = Object),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "A field required by the grant is missing, `ip_address` is not an IP address, or `email` is over 254 characters", body = ValidationErrorBody),

@@ -2,6 +2,7 @@
 //!
 //! Names: `authentication.mfa_succeeded`, `authentication.mfa_failed` (WorkOS's own), and
 //! Tessera's `authentication_factor.created`, `authentication_factor.deleted`,
+//! `authentication_factor.locked`, `authentication_factor.unlocked`,
 //! `authentication_challenge.created` (see docs/compatibility.md).
 
 use serde_json::{json, Value};
@@ -15,6 +16,8 @@ pub const MFA_FAILED: &str = "authentication.mfa_failed";
 pub const FACTOR_CREATED: &str = "authentication_factor.created";
 pub const FACTOR_DELETED: &str = "authentication_factor.deleted";
 pub const CHALLENGE_CREATED: &str = "authentication_challenge.created";
+pub const FACTOR_LOCKED: &str = "authentication_factor.locked";
+pub const FACTOR_UNLOCKED: &str = "authentication_factor.unlocked";
 
 /// Who made the request, for `ip_address`/`user_agent` in authentication events.
 #[derive(Debug, Clone, Default)]

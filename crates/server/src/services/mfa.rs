@@ -2,8 +2,8 @@
 //!
 //! Verification evaluates the code here (pure, constant-time) and hands the outcome to the
 //! store, which applies every rule that must hold across nodes in one transaction: the TOTP
-//! replay guard, per-factor and per-user failure limits, the per-challenge attempt limit and
-//! single use.
+//! replay guard, per-factor and per-user failure limits, the lockout after consecutive
+//! failures, the per-challenge attempt limit and single use.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -11,8 +11,10 @@ use tessera_core::error::Entity;
 use tessera_core::seal::Sealed;
 use tessera_core::totp::{self, TotpSecret};
 use tessera_core::validate::{self, Problems, MAX_TEXT};
-use tessera_core::{id, otp, Error, FieldError};
-use tessera_store::{AttemptKind, ChallengeRow, FactorRow, Refusal, VerifyAttempt, VerifyOutcome};
+use tessera_core::{id, otp, Error, FieldError, Timestamp};
+use tessera_store::{
+    AttemptKind, ChallengeRow, FactorRow, Refusal, Rejection, Store, VerifyAttempt, VerifyOutcome,
+};
 
 use super::events::{self, RequestMeta};
 use super::factors::{new_challenge, new_totp_factor, TOTP_SEAL_PURPOSE};
@@ -281,8 +283,9 @@ fn evaluate(
     }
 }
 
-fn refusal_error(r: Refusal, challenge_id: &str) -> Error {
+fn refusal_error(r: Refusal, challenge_id: &str, factor_id: &str) -> Error {
     match r {
+        Refusal::FactorLocked => Error::FactorLocked(factor_id.to_owned()),
         Refusal::NotFound => Error::not_found(Entity::AuthenticationChallenge, challenge_id),
         Refusal::AlreadyVerified => Error::ChallengePreviouslyVerified(challenge_id.to_owned()),
         Refusal::Expired => Error::ChallengeExpired(challenge_id.to_owned()),
@@ -374,7 +377,7 @@ pub async fn verify(
                 ))
                 .await?;
         }
-        return Err(refusal_error(r, challenge_id));
+        return Err(refusal_error(r, challenge_id, &factor.id));
     }
     let (correct, totp_step) = evaluate(state, &factor, &challenge, &code, now.unix_seconds())?;
     let attempt = VerifyAttempt {
@@ -387,6 +390,7 @@ pub async fn verify(
         max_attempts: max,
         factor_rate: state.config.factor_failure_rate,
         user_rate: state.config.user_failure_rate,
+        lock_after: state.config.factor_lockout_after,
     };
     let make_event = |kind: AttemptKind| match kind {
         AttemptKind::Succeeded => events::new_event(
@@ -409,18 +413,31 @@ pub async fn verify(
             "one_time_code_previously_used",
             "The code was already used; each TOTP code is accepted once.",
         ),
+        AttemptKind::Locked => events::new_event(
+            now,
+            events::FACTOR_LOCKED,
+            json!({
+                "id": factor.id,
+                "type": factor.r#type,
+                "user_id": factor.user_id,
+                "consecutive_failures": state.config.factor_lockout_after,
+            }),
+        ),
     };
     match state.store.verify_attempt(&attempt, &make_event).await? {
         VerifyOutcome::Verified(c) => Ok((
             ChallengeView::new(&c, (factor.r#type == "generic_otp").then_some(code)),
             true,
         )),
-        VerifyOutcome::Rejected {
-            challenge,
-            replayed,
-        } => {
-            if replayed {
-                tracing::warn!(factor_id = %factor.id, challenge_id, "TOTP code reuse refused (replay)");
+        VerifyOutcome::Rejected { challenge, why } => {
+            match why {
+                Rejection::Wrong => {}
+                Rejection::Replayed => {
+                    tracing::warn!(factor_id = %factor.id, challenge_id, "TOTP code reuse refused (replay)");
+                }
+                Rejection::WrongAndLocked => {
+                    tracing::warn!(factor_id = %factor.id, challenge_id, "factor locked after too many consecutive failed verifications");
+                }
             }
             Ok((ChallengeView::new(&challenge, None), false))
         }
@@ -433,12 +450,40 @@ pub async fn verify(
                 Refusal::FactorRateLimited { .. } | Refusal::UserRateLimited { .. } => {
                     Some(("rate_limit_exceeded", "Too many failed verifications."))
                 }
+                Refusal::FactorLocked => Some((
+                    "authentication_factor_locked",
+                    "The authentication factor is locked after too many failed attempts.",
+                )),
                 Refusal::NotFound | Refusal::AlreadyVerified | Refusal::Expired => None,
             };
             if let Some((c, m)) = logged {
                 state.store.insert_event(&failed_event(c, m)).await?;
             }
-            Err(refusal_error(r, challenge_id))
+            Err(refusal_error(r, challenge_id, &factor.id))
         }
+    }
+}
+
+/// `tessera factors unlock FACTOR_ID`: an administrator lifts the lockout of a factor and
+/// clears its consecutive failures; recorded as `authentication_factor.unlocked` in the same
+/// transaction. The failure rate limits are left as they are: they expire by themselves.
+pub async fn unlock_factor(store: &Store, now: Timestamp, factor_id: &str) -> Result<(), Error> {
+    let before = store
+        .find_factor_lock(factor_id)
+        .await?
+        .ok_or_else(|| Error::not_found(Entity::AuthenticationFactor, factor_id))?;
+    let event = events::new_event(
+        now,
+        events::FACTOR_UNLOCKED,
+        json!({
+            "id": factor_id,
+            "was_locked": before.locked_at.is_some(),
+            "consecutive_failures": before.consecutive_failures,
+        }),
+    );
+    if store.unlock_factor(factor_id, &event).await? {
+        Ok(())
+    } else {
+        Err(Error::not_found(Entity::AuthenticationFactor, factor_id))
     }
 }

@@ -53,7 +53,14 @@ pub struct AuthenticateResponse {
 /// Creates the first signing key when there is none (first start, or after a manual purge).
 pub async fn ensure_signing_key(state: &AppState) -> Result<(), Error> {
     if state.store.find_active_signing_key().await?.is_none() {
-        rotate_signing_key(&state.store, &state.keys, state.now()).await?;
+        let given = state.config.first_signing_key.as_deref();
+        new_signing_key(
+            &state.store,
+            &state.keys,
+            state.now(),
+            given.map(|k| &k[..]),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -64,10 +71,26 @@ pub async fn rotate_signing_key(
     keys: &tessera_core::seal::KeyRing,
     now: tessera_core::Timestamp,
 ) -> Result<String, Error> {
+    new_signing_key(store, keys, now, None).await
+}
+
+/// Retires the current key and installs `pkcs8` (a test fixture, see
+/// [`crate::Config::first_signing_key`]) or, without it, a freshly generated key.
+async fn new_signing_key(
+    store: &tessera_store::Store,
+    keys: &tessera_core::seal::KeyRing,
+    now: tessera_core::Timestamp,
+    pkcs8: Option<&[u8]>,
+) -> Result<String, Error> {
     let kid = id::new_id("kid", now);
-    let key = tokio::task::spawn_blocking(move || SigningKey::generate(kid))
-        .await
-        .map_err(Error::internal)??;
+    let key = match pkcs8 {
+        Some(der) => SigningKey::from_bytes(kid, der).ok_or_else(|| {
+            Error::internal("the configured signing key is not an RSA PKCS#8 key")
+        })?,
+        None => tokio::task::spawn_blocking(move || SigningKey::generate(kid))
+            .await
+            .map_err(Error::internal)??,
+    };
     let sealed = keys.seal(SIGNING_KEY_PURPOSE, key.kid(), &key.to_bytes());
     store
         .rotate_signing_key(

@@ -168,6 +168,13 @@ pub fn describe(e: &Error) -> (StatusCode, &'static str, String) {
             "Too many attempts",
             "Too many codes were tried. Please start again.".into(),
         ),
+        Error::FactorLocked(_) => (
+            S::FORBIDDEN,
+            "Authenticator locked",
+            "Too many wrong codes were entered for this authenticator, so it is locked. \
+             Ask an administrator to unlock it."
+                .into(),
+        ),
         Error::RateLimited {
             retry_after_secs, ..
         } => (

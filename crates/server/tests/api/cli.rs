@@ -85,8 +85,15 @@ fn management_commands_refuse_a_missing_database_and_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
     let db = root.join("tessera.db");
-    let commands: [&[&str]; 11] = [
+    let commands: [&[&str]; 14] = [
         &["api-keys", "create", "--name", "ci"],
+        &["admins", "list"],
+        &["admins", "remove", "ada@example.com"],
+        &[
+            "factors",
+            "unlock",
+            "auth_factor_01HZZZZZZZZZZZZZZZZZZZZZZZ",
+        ],
         &["api-keys", "list"],
         &["api-keys", "revoke", "key_01HZZZZZZZZZZZZZZZZZZZZZZZ"],
         &["client-id"],
@@ -175,9 +182,7 @@ fn init_creates_the_database_with_its_key_file_and_commands_say_what_they_change
 #[test]
 fn management_commands_refuse_a_postgres_database_tessera_never_set_up() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(db) = rt.block_on(crate::helpers::TestDb::new(
-        crate::helpers::Backend::Postgres,
-    )) else {
+    let Some(db) = rt.block_on(crate::helpers::TestDb::empty_postgres()) else {
         eprintln!("TESSERA_TEST_DATABASE_URL unset: PostgreSQL variant not run");
         return;
     };
@@ -445,4 +450,73 @@ async fn signing_keys_rotate_with_a_wrong_master_key_is_refused_and_seals_nothin
     );
     let kid_after = String::from_utf8(ok.stdout).unwrap();
     assert_ne!(kid_after.trim(), kid_before, "the right key rotates");
+}
+
+/// `tessera factors unlock`: the administrator's way out of a lockout, on the database a
+/// server used; an unknown factor is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factors_unlock_lifts_a_lockout_and_refuses_unknown_factors() {
+    use crate::helpers::{Backend, TestApp};
+    let app = TestApp::spawn_configured(Backend::Sqlite, |c| c.factor_lockout_after = 1)
+        .await
+        .unwrap();
+    let (fid, secret) = app.totp_factor(None).await;
+    let c = app.challenge(&fid).await;
+    let right = app.totp_code(&secret, 0);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    app.verify(c["id"].as_str().unwrap(), wrong).await;
+    assert!(app
+        .state
+        .store
+        .find_factor_lock(&fid)
+        .await
+        .unwrap()
+        .unwrap()
+        .locked_at
+        .is_some());
+    let db = app.stop().await;
+    let dir = db.url.sqlite_path().unwrap().parent().unwrap().to_owned();
+
+    let out = tessera(&dir, &["factors", "unlock", &fid]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("unlocked {fid}\n")
+    );
+    let unknown = tessera(
+        &dir,
+        &[
+            "factors",
+            "unlock",
+            "auth_factor_01NOSUCHFACTOR0000000000000",
+        ],
+    );
+    assert!(!unknown.status.success(), "an unknown factor is an error");
+
+    let store = tessera_store::Store::connect(&db.url, &Default::default())
+        .await
+        .unwrap();
+    let lock = store.find_factor_lock(&fid).await.unwrap().unwrap();
+    assert_eq!((lock.consecutive_failures, lock.locked_at), (0, None));
+    store.close().await;
+}
+
+#[test]
+fn the_lockout_threshold_is_refused_beyond_nists_100() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tessera(dir.path(), &["serve", "--factor-lockout-after", "101"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("between 1 and 100"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

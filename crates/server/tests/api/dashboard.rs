@@ -738,6 +738,8 @@ fn tessera_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::proces
 #[test]
 fn admins_are_added_from_stdin_listed_reset_and_removed_on_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
+    let init = tessera_cli(dir.path(), &["init"], "");
+    assert!(init.status.success(), "{:?}", init);
     let short = tessera_cli(
         dir.path(),
         &["admins", "add", "ada@example.com"],

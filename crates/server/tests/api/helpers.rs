@@ -26,32 +26,18 @@ pub struct TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some((admin_url, name)) = self.pg_name.take() {
-            // Drop asynchronously-created databases from a fresh runtime: the test's runtime
-            // may already be shutting down.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    use sqlx::Connection;
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&mut c)
-                                .await;
-                    }
-                });
-            })
-            .join();
+            pg::drop_database(admin_url, name);
         }
     }
 }
 
+/// PostgreSQL test databases: cloned from a migrated template (shared with the store suite).
+#[path = "../../../store/tests/common/pg.rs"]
+mod pg;
+
+/// The PostgreSQL admin URL when PostgreSQL tests are configured (required when `CI` is set).
 pub fn pg_admin_url() -> Option<String> {
-    std::env::var("TESSERA_TEST_DATABASE_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
+    pg::admin_url()
 }
 
 impl TestDb {
@@ -68,22 +54,7 @@ impl TestDb {
             }
             Backend::Postgres => {
                 let admin = pg_admin_url()?;
-                let name = format!(
-                    "tessera_t_{}",
-                    tessera_core::token::random_base62(12).to_lowercase()
-                );
-                {
-                    use sqlx::Connection;
-                    let mut c = sqlx::PgConnection::connect(&admin)
-                        .await
-                        .expect("TESSERA_TEST_DATABASE_URL must be reachable");
-                    sqlx::query(&format!("CREATE DATABASE {name}"))
-                        .execute(&mut c)
-                        .await
-                        .unwrap();
-                }
-                let (base, _) = admin.rsplit_once('/').unwrap();
-                let url = DatabaseUrl::parse(&format!("{base}/{name}")).unwrap();
+                let (url, name) = pg::create_database(&admin).await;
                 Some(TestDb {
                     url,
                     _dir: None,
@@ -91,6 +62,17 @@ impl TestDb {
                 })
             }
         }
+    }
+
+    /// A PostgreSQL database without Tessera's tables (`None` without PostgreSQL).
+    pub async fn empty_postgres() -> Option<TestDb> {
+        let admin = pg_admin_url()?;
+        let (url, name) = pg::create_empty_database(&admin).await;
+        Some(TestDb {
+            url,
+            _dir: None,
+            pg_name: Some((admin, name)),
+        })
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -116,8 +98,23 @@ pub fn test_master_key() -> String {
     base64::engine::general_purpose::STANDARD.encode([42u8; 32])
 }
 
+/// The fixed access-token signing key every test server starts with (PKCS#8 DER of an
+/// RSA-2048 key made once with `openssl genpkey`), so no test pays for a key generation.
+pub fn test_signing_key() -> Arc<zeroize::Zeroizing<Vec<u8>>> {
+    use base64::Engine;
+    let b64: String = include_str!("fixtures/signing_key.pk8.b64")
+        .split_whitespace()
+        .collect();
+    Arc::new(zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    ))
+}
+
 pub fn config_for(db: &TestDb) -> Config {
     let mut c = Config::new(db.url.clone());
+    c.first_signing_key = Some(test_signing_key());
     c.listen = "127.0.0.1:0".parse().unwrap();
     c.environment_name = "Tessera Test".into();
     if db.is_postgres() {

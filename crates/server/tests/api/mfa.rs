@@ -21,7 +21,163 @@ on_both_backends!(
     failures_per_user_hit_a_ceiling_of_100_per_hour,
     generic_otp_codes_verify_once_and_are_stored_only_as_a_mac,
     verify_requests_are_validated,
+    a_hundred_consecutive_failures_lock_the_factor_until_an_administrator_unlocks_it,
 );
+
+mod lockout_threshold {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let app = TestApp::spawn_configured(crate::helpers::Backend::Sqlite, |c| {
+            c.factor_lockout_after = 3
+        })
+        .await
+        .unwrap();
+        a_right_code_resets_the_consecutive_failures_and_only_wrong_codes_in_a_row_lock(app).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some(app) = TestApp::spawn_configured(crate::helpers::Backend::Postgres, |c| {
+            c.factor_lockout_after = 3
+        })
+        .await
+        else {
+            return eprintln!("TESSERA_TEST_DATABASE_URL unset: PostgreSQL variant not run");
+        };
+        a_right_code_resets_the_consecutive_failures_and_only_wrong_codes_in_a_row_lock(app).await;
+    }
+}
+
+/// A code that is wrong for `secret` at the server's clock (not the code of any step in the
+/// window).
+fn wrong_code(app: &TestApp, secret: &str) -> String {
+    let near: Vec<String> = (-1..=1).map(|d| app.totp_code(secret, d)).collect();
+    ["000000", "111111", "222222", "333333"]
+        .into_iter()
+        .find(|c| !near.iter().any(|n| n == c))
+        .unwrap()
+        .to_owned()
+}
+
+async fn a_hundred_consecutive_failures_lock_the_factor_until_an_administrator_unlocks_it(
+    app: TestApp,
+) {
+    let (fid, secret) = app.totp_factor(None).await;
+    let mut cid = String::new();
+    for i in 0..100 {
+        if i % 5 == 0 {
+            cid = app.challenge(&fid).await["id"].as_str().unwrap().to_owned();
+        }
+        let (s, v) = app.verify(&cid, &wrong_code(&app, &secret)).await;
+        assert_eq!(
+            (s, &v["valid"]),
+            (StatusCode::CREATED, &json!(false)),
+            "failure {i}: {v}"
+        );
+        // One failure per 90 s stays inside the factor's rate limit (10 per 15 min), so
+        // only the lockout can stop the guessing.
+        app.clock.advance_millis(90_000);
+    }
+    let lock = app
+        .state
+        .store
+        .find_factor_lock(&fid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lock.consecutive_failures, 100);
+    assert!(lock.locked_at.is_some());
+    let (_, evs) = app.get("/events?events=authentication_factor.locked").await;
+    assert_eq!(evs["data"].as_array().unwrap().len(), 1, "{evs}");
+    assert_eq!(evs["data"][0]["data"]["id"], json!(fid));
+
+    // Locked: even the right code is refused, with a code of its own.
+    let c = app.challenge(&fid).await;
+    let c_id = c["id"].as_str().unwrap();
+    let (s, v) = app.verify(c_id, &app.totp_code(&secret, 0)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["code"], "authentication_factor_locked");
+    assert_eq!(v["authentication_factor_id"], json!(fid));
+    // The lock does not expire with time, as rate limits do.
+    app.clock.advance_millis(24 * 3600 * 1000);
+    let c = app.challenge(&fid).await;
+    let c_id = c["id"].as_str().unwrap();
+    let (s, _) = app.verify(c_id, &app.totp_code(&secret, 0)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "still locked a day later");
+    let (_, evs) = app.get("/events?events=authentication.mfa_failed").await;
+    assert_eq!(
+        evs["data"][0]["data"]["error"]["code"], "authentication_factor_locked",
+        "the refused attempt is recorded"
+    );
+
+    // The administrator unlocks it (what `tessera factors unlock` runs).
+    use tessera_core::Clock;
+    tessera_server::services::mfa::unlock_factor(&app.state.store, app.clock.now(), &fid)
+        .await
+        .unwrap();
+    let (s, v) = app.verify(c_id, &app.totp_code(&secret, 0)).await;
+    assert_eq!((s, &v["valid"]), (StatusCode::CREATED, &json!(true)), "{v}");
+    let (_, evs) = app
+        .get("/events?events=authentication_factor.unlocked")
+        .await;
+    assert_eq!(evs["data"][0]["data"]["id"], json!(fid));
+    assert_eq!(evs["data"][0]["data"]["was_locked"], json!(true));
+}
+
+async fn a_right_code_resets_the_consecutive_failures_and_only_wrong_codes_in_a_row_lock(
+    app: TestApp,
+) {
+    let (fid, secret) = app.totp_factor(None).await;
+    let cid = app.challenge(&fid).await["id"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        let (_, v) = app.verify(&cid, &wrong_code(&app, &secret)).await;
+        assert_eq!(v["valid"], false);
+    }
+    let (_, v) = app.verify(&cid, &app.totp_code(&secret, 0)).await;
+    assert_eq!(v["valid"], true, "the third attempt is right: no lock");
+    let lock = app
+        .state
+        .store
+        .find_factor_lock(&fid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((lock.consecutive_failures, lock.locked_at), (0, None));
+    let cid = app.challenge(&fid).await["id"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        let (_, v) = app.verify(&cid, &wrong_code(&app, &secret)).await;
+        assert_eq!(v["valid"], false);
+    }
+    // A replay of the accepted code is refused but does not count as the third failure.
+    let (s, v) = app.verify(&cid, &app.totp_code(&secret, 0)).await;
+    assert_eq!((s, &v["valid"]), (StatusCode::CREATED, &json!(false)));
+    let lock = app
+        .state
+        .store
+        .find_factor_lock(&fid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((lock.consecutive_failures, lock.locked_at), (2, None));
+    let cid = app.challenge(&fid).await["id"].as_str().unwrap().to_owned();
+    let (s, v) = app.verify(&cid, &wrong_code(&app, &secret)).await;
+    assert_eq!(
+        (s, &v["valid"]),
+        (StatusCode::CREATED, &json!(false)),
+        "the locking failure is still evaluated"
+    );
+    app.clock.advance_millis(30_000);
+    let (s, v) = app.verify(&cid, &app.totp_code(&secret, 0)).await;
+    assert_eq!(
+        (s, &v["code"]),
+        (
+            StatusCode::FORBIDDEN,
+            &json!("authentication_factor_locked")
+        )
+    );
+}
 
 async fn enrolling_each_factor_type_validates_its_fields(app: TestApp) {
     let (s, v) = app

@@ -497,6 +497,70 @@ async fn mfa_required_set_from_the_cli_takes_effect_on_a_running_server() {
 
 on_both_backends!(a_rotated_signing_key_stays_in_the_jwks_until_its_tokens_expire);
 
+mod totp_grant_lockout {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let app = crate::helpers::TestApp::spawn_configured(crate::helpers::Backend::Sqlite, |c| {
+            c.factor_lockout_after = 2
+        })
+        .await
+        .unwrap();
+        super::the_totp_grant_on_a_locked_factor_answers_authentication_factor_locked(app).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some(app) =
+            crate::helpers::TestApp::spawn_configured(crate::helpers::Backend::Postgres, |c| {
+                c.factor_lockout_after = 2
+            })
+            .await
+        else {
+            return eprintln!("TESSERA_TEST_DATABASE_URL unset: PostgreSQL variant not run");
+        };
+        super::the_totp_grant_on_a_locked_factor_answers_authentication_factor_locked(app).await;
+    }
+}
+
+async fn the_totp_grant_on_a_locked_factor_answers_authentication_factor_locked(app: TestApp) {
+    let u = app.create_user("locked@example.com").await;
+    let uid = u["id"].as_str().unwrap();
+    let e = app.enroll_totp(uid, json!({ "type": "totp" })).await;
+    let fid = e["authentication_factor"]["id"].as_str().unwrap();
+    let secret = e["authentication_factor"]["totp"]["secret"]
+        .as_str()
+        .unwrap();
+    let (_, v) = password(&app, "locked@example.com", "correct horse battery").await;
+    let pending = v["pending_authentication_token"].as_str().unwrap();
+    let c = app.challenge(fid).await;
+    let cid = c["id"].as_str().unwrap();
+    let grant = |code: String| json!({ "grant_type": "urn:workos:oauth:grant-type:mfa-totp", "code": code, "pending_authentication_token": pending, "authentication_challenge_id": cid });
+    let right = app.totp_code(secret, 0);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for _ in 0..2 {
+        let (s, v) = auth(&app, grant(wrong.to_owned())).await;
+        assert_eq!(
+            (s, v["code"].clone()),
+            (StatusCode::BAD_REQUEST, json!("invalid_one_time_code"))
+        );
+    }
+    let (s, v) = auth(&app, grant(right)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["code"], "authentication_factor_locked");
+    assert!(
+        v["message"].as_str().unwrap().contains("administrator"),
+        "{v}"
+    );
+    assert!(
+        v.get("pending_authentication_token").is_none(),
+        "no way around the lock: {v}"
+    );
+}
+
 async fn a_rotated_signing_key_stays_in_the_jwks_until_its_tokens_expire(app: TestApp) {
     app.create_user("rot@example.com").await;
     let (_, v) = password(&app, "rot@example.com", "correct horse battery").await;
