@@ -6,7 +6,7 @@
 use tessera_core::Error;
 
 use crate::db::on_db;
-use crate::list::{ListParams, Page};
+use crate::list::{ById, ListParams, Page};
 use crate::queries::{event_args, EVENT_INSERT, USER_COLS};
 use crate::rows::{EventRow, UserRow};
 use crate::sql::{args, Arg, Tx};
@@ -333,22 +333,13 @@ impl Store {
         email_prefix: Option<&str>,
         p: &ListParams,
     ) -> Result<Page<UserRow>, Error> {
-        let s = p.scan();
-        let mut sql = format!("SELECT {USER_COLS} FROM users WHERE 1 = 1");
+        let mut q = ById::new(format!("SELECT {USER_COLS} FROM users WHERE 1 = 1"));
         let pattern = email_prefix.map(|e| like_prefix(&e.to_lowercase()));
-        let mut params: Vec<Arg<'_>> = vec![];
         if let Some(pat) = &pattern {
-            params.push(Arg::from(pat));
-            sql += &format!(" AND email LIKE ${} ESCAPE '\\'", params.len());
+            let n = q.bind(pat);
+            q.and(&format!("email LIKE {n} ESCAPE '\\'"));
         }
-        if let (Some(cmp), Some(cur)) = (s.cmp, &s.cursor) {
-            params.push(Arg::from(cur));
-            sql += &format!(" AND id {cmp} ${}", params.len());
-        }
-        params.push(Arg::from(p.limit + 1));
-        sql += &format!(" ORDER BY id {} LIMIT ${}", s.dir, params.len());
-        let rows = on_db!(self, read, |c| Ok(c.all(&sql, &params).await?))?;
-        Ok(p.page(&s, rows, |r: &UserRow| r.id.as_str()))
+        q.page(self, p, |r: &UserRow| r.id.as_str()).await
     }
 
     /// Events, newest first with cursors, optionally of one type and about one user (the
@@ -359,25 +350,16 @@ impl Store {
         user_id: Option<&str>,
         p: &ListParams,
     ) -> Result<Page<EventRow>, Error> {
-        let s = p.scan();
-        let mut params: Vec<Arg<'_>> = vec![];
-        let mut sql = String::from("SELECT id, event, data, created_at FROM events WHERE 1 = 1");
+        let mut q = ById::new("SELECT id, event, data, created_at FROM events WHERE 1 = 1");
         if let Some(t) = event_type {
-            params.push(Arg::from(t));
-            sql += &format!(" AND event = ${}", params.len());
+            let n = q.bind(t);
+            q.and(&format!("event = {n}"));
         }
         if let Some(u) = user_id {
-            params.push(Arg::from(u));
-            sql += &format!(" AND user_id = ${}", params.len());
+            let n = q.bind(u);
+            q.and(&format!("user_id = {n}"));
         }
-        if let (Some(cmp), Some(c)) = (s.cmp, &s.cursor) {
-            params.push(Arg::from(c));
-            sql += &format!(" AND id {cmp} ${}", params.len());
-        }
-        params.push(Arg::from(p.limit + 1));
-        sql += &format!(" ORDER BY id {} LIMIT ${}", s.dir, params.len());
-        let rows = on_db!(self, read, |c| Ok(c.all(&sql, &params).await?))?;
-        Ok(p.page(&s, rows, |r: &EventRow| r.id.as_str()))
+        q.page(self, p, |r: &EventRow| r.id.as_str()).await
     }
 
     /// How many factors each of `user_ids` has (users without any are absent), for the user

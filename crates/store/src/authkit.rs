@@ -6,8 +6,8 @@
 use tessera_core::Error;
 
 use crate::db::on_db;
-use crate::list::{ListParams, Page};
-use crate::sql::{args, Arg, Tx};
+use crate::list::{ById, ListParams, Page};
+use crate::sql::{args, Tx};
 use crate::Store;
 
 /// A row of `sessions`. Whether it is `expired` is not stored: it follows from `expires_at`,
@@ -259,17 +259,10 @@ impl Store {
         user_id: &str,
         p: &ListParams,
     ) -> Result<Page<SessionRow>, Error> {
-        let s = p.scan();
-        let mut sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE user_id = $1");
-        let mut params: Vec<Arg<'_>> = vec![Arg::from(user_id)];
-        if let (Some(cmp), Some(cur)) = (s.cmp, &s.cursor) {
-            params.push(Arg::from(cur));
-            sql += &format!(" AND id {cmp} ${}", params.len());
-        }
-        params.push(Arg::from(p.limit + 1));
-        sql += &format!(" ORDER BY id {} LIMIT ${}", s.dir, params.len());
-        let rows = on_db!(self, read, |c| Ok(c.all(&sql, &params).await?))?;
-        Ok(p.page(&s, rows, |r: &SessionRow| r.id.as_str()))
+        let mut q = ById::new(format!("SELECT {SESSION_COLS} FROM sessions WHERE 1 = 1"));
+        let n = q.bind(user_id);
+        q.and(&format!("user_id = {n}"));
+        q.page(self, p, |r: &SessionRow| r.id.as_str()).await
     }
 
     /// Ends one session (and the browser session it came from, if any) unless it has ended

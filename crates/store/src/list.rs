@@ -5,6 +5,13 @@
 //! page exists; cursors in the answer are `None` (JSON `null`) at the ends, which is what
 //! every SDK's auto-pagination stops on.
 
+use tessera_core::Error;
+
+use crate::db::on_db;
+use crate::sql::{Arg, FromRow};
+
+use crate::Store;
+
 /// `asc`, `desc` (default) or `normal` (descending, but `before` pages to older items and
 /// `after` to newer ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -104,6 +111,57 @@ impl ListParams {
             before,
             after,
         }
+    }
+}
+
+/// A list query paginated by id, the shape of every list of the API and the dashboard: the
+/// caller gives `SELECT <columns> FROM <table> WHERE <filters>` and binds the filters' values;
+/// [`ById::page`] adds the cursor condition, the order and the `limit + 1`, runs it, and builds
+/// the page. Only SQL fragments written in the store go into the text; request values are
+/// always bound.
+pub(crate) struct ById<'a> {
+    sql: String,
+    args: Vec<Arg<'a>>,
+}
+
+impl<'a> ById<'a> {
+    pub(crate) fn new(select_where: impl Into<String>) -> Self {
+        ById {
+            sql: select_where.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Binds `value` and returns its placeholder (`$N`) for a condition.
+    pub(crate) fn bind(&mut self, value: impl Into<Arg<'a>>) -> String {
+        self.args.push(value.into());
+        format!("${}", self.args.len())
+    }
+
+    /// Adds ` AND <condition>` (with placeholders from [`ById::bind`]).
+    pub(crate) fn and(&mut self, condition: &str) -> &mut Self {
+        self.sql.push_str(" AND ");
+        self.sql.push_str(condition);
+        self
+    }
+
+    /// Runs the query as the page `p` asks for.
+    pub(crate) async fn page<T: FromRow + Send>(
+        mut self,
+        store: &Store,
+        p: &ListParams,
+        id: impl Fn(&T) -> &str,
+    ) -> Result<Page<T>, Error> {
+        let s = p.scan();
+        if let (Some(cmp), Some(cursor)) = (s.cmp, &s.cursor) {
+            let n = self.bind(cursor);
+            self.and(&format!("id {cmp} {n}"));
+        }
+        let n = self.bind(p.limit + 1);
+        self.sql += &format!(" ORDER BY id {} LIMIT {n}", s.dir);
+        let (sql, args) = (self.sql, self.args);
+        let rows = on_db!(store, read, |c| Ok(c.all(&sql, &args).await?))?;
+        Ok(p.page(&s, rows, id))
     }
 }
 

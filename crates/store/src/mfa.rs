@@ -9,10 +9,10 @@ use tessera_core::limits::{gcra_allows, Rate};
 use tessera_core::Error;
 
 use crate::db::on_db;
-use crate::list::{ListParams, Page};
+use crate::list::{ById, ListParams, Page};
 use crate::queries::{challenge_args, event_args, CHALLENGE_COLS, CHALLENGE_INSERT, EVENT_INSERT};
 use crate::rows::{ChallengeRow, EventRow};
-use crate::sql::{args, Arg, Cols, DbError, FromRow, Pg, Tx};
+use crate::sql::{args, Cols, DbError, FromRow, Pg, Tx};
 use crate::Store;
 
 /// One verification attempt, already evaluated by the caller (the code check is pure).
@@ -538,32 +538,19 @@ impl Store {
         end: Option<i64>,
         p: &ListParams,
     ) -> Result<Page<EventRow>, Error> {
-        let s = p.scan();
-        let mut params: Vec<Arg<'_>> = vec![];
-        let mut sql = String::from("SELECT id, event, data, created_at FROM events WHERE 1 = 1");
+        let mut q = ById::new("SELECT id, event, data, created_at FROM events WHERE 1 = 1");
         if !names.is_empty() {
-            let first = params.len() + 1;
-            let marks: Vec<String> = (first..first + names.len())
-                .map(|i| format!("${i}"))
-                .collect();
-            sql += &format!(" AND event IN ({})", marks.join(", "));
-            params.extend(names.iter().map(Arg::from));
+            let marks: Vec<String> = names.iter().map(|n| q.bind(n)).collect();
+            q.and(&format!("event IN ({})", marks.join(", ")));
         }
         if let Some(t) = start {
-            params.push(Arg::from(t));
-            sql += &format!(" AND created_at >= ${}", params.len());
+            let n = q.bind(t);
+            q.and(&format!("created_at >= {n}"));
         }
         if let Some(t) = end {
-            params.push(Arg::from(t));
-            sql += &format!(" AND created_at < ${}", params.len());
+            let n = q.bind(t);
+            q.and(&format!("created_at < {n}"));
         }
-        if let (Some(cmp), Some(c)) = (s.cmp, &s.cursor) {
-            params.push(Arg::from(c));
-            sql += &format!(" AND id {cmp} ${}", params.len());
-        }
-        params.push(Arg::from(p.limit + 1));
-        sql += &format!(" ORDER BY id {} LIMIT ${}", s.dir, params.len());
-        let rows = on_db!(self, read, |c| Ok(c.all(&sql, &params).await?))?;
-        Ok(p.page(&s, rows, |r: &EventRow| r.id.as_str()))
+        q.page(self, p, |r: &EventRow| r.id.as_str()).await
     }
 }

@@ -4,7 +4,7 @@ use tessera_core::error::Entity;
 use tessera_core::Error;
 
 use crate::db::on_db;
-use crate::list::{ListParams, Page};
+use crate::list::{ById, ListParams, Page};
 use crate::rows::*;
 use crate::sql::{args, Arg, DbError, Tx};
 use crate::Store;
@@ -315,21 +315,12 @@ impl Store {
         email: Option<&str>,
         p: &ListParams,
     ) -> Result<Page<UserRow>, Error> {
-        let s = p.scan();
-        let mut sql = format!("SELECT {USER_COLS} FROM users WHERE 1 = 1");
-        let mut params: Vec<Arg<'_>> = vec![];
+        let mut q = ById::new(format!("SELECT {USER_COLS} FROM users WHERE 1 = 1"));
         if let Some(e) = email {
-            params.push(Arg::from(e));
-            sql += &format!(" AND email = ${}", params.len());
+            let n = q.bind(e);
+            q.and(&format!("email = {n}"));
         }
-        if let (Some(cmp), Some(cur)) = (s.cmp, &s.cursor) {
-            params.push(Arg::from(cur));
-            sql += &format!(" AND id {cmp} ${}", params.len());
-        }
-        params.push(Arg::from(p.limit + 1));
-        sql += &format!(" ORDER BY id {} LIMIT ${}", s.dir, params.len());
-        let rows = on_db!(self, read, |c| Ok(c.all(&sql, &params).await?))?;
-        Ok(p.page(&s, rows, |r: &UserRow| r.id.as_str()))
+        q.page(self, p, |r: &UserRow| r.id.as_str()).await
     }
 
     // ---- factors and challenges ----------------------------------------------------------
@@ -400,17 +391,12 @@ impl Store {
         user_id: &str,
         p: &ListParams,
     ) -> Result<Page<FactorRow>, Error> {
-        let s = p.scan();
-        let mut sql = format!("SELECT {FACTOR_COLS} FROM auth_factors WHERE user_id = $1");
-        let mut params: Vec<Arg<'_>> = vec![Arg::from(user_id)];
-        if let (Some(cmp), Some(cur)) = (s.cmp, &s.cursor) {
-            params.push(Arg::from(cur));
-            sql += &format!(" AND id {cmp} ${}", params.len());
-        }
-        params.push(Arg::from(p.limit + 1));
-        sql += &format!(" ORDER BY id {} LIMIT ${}", s.dir, params.len());
-        let rows = on_db!(self, read, |c| Ok(c.all(&sql, &params).await?))?;
-        Ok(p.page(&s, rows, |r: &FactorRow| r.id.as_str()))
+        let mut q = ById::new(format!(
+            "SELECT {FACTOR_COLS} FROM auth_factors WHERE 1 = 1"
+        ));
+        let n = q.bind(user_id);
+        q.and(&format!("user_id = {n}"));
+        q.page(self, p, |r: &FactorRow| r.id.as_str()).await
     }
 
     pub async fn find_challenge(&self, id: &str) -> Result<Option<ChallengeRow>, Error> {
