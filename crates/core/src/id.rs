@@ -37,6 +37,14 @@ pub fn new_id(prefix: &str, now: crate::Timestamp) -> String {
 
 /// Whether `id` looks like an id of that prefix. Used to answer 404 for obviously foreign
 /// ids without a database round trip, and to validate pagination cursors.
+/// The smallest id `new_id(prefix, at)` can return: every id made at `at` or later sorts at
+/// or after it, every earlier one before it. Lets a time cut-off run as a range of the
+/// primary key (no index on a time column to keep up on every insert).
+pub fn first_id_at(prefix: &str, at: crate::Timestamp) -> String {
+    let ms = u64::try_from(at.millis()).unwrap_or(0);
+    format!("{prefix}_{}", ulid::Ulid::from_parts(ms, 0))
+}
+
 pub fn has_prefix(id: &str, prefix: &str) -> bool {
     id.strip_prefix(prefix)
         .and_then(|rest| rest.strip_prefix('_'))
@@ -45,6 +53,16 @@ pub fn has_prefix(id: &str, prefix: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ids_made_before_a_time_sort_below_its_first_id_and_later_ones_at_or_above() {
+        let at = crate::Timestamp(1_795_953_600_000);
+        let cut = first_id_at("event", at);
+        for (dt, below) in [(-1, true), (-86_400_000, true), (0, false), (1, false)] {
+            let id = new_id("event", crate::Timestamp(at.millis() + dt));
+            assert_eq!(id < cut, below, "{id} vs {cut} at {dt} ms");
+        }
+    }
+
     use super::*;
     use crate::Timestamp;
 

@@ -9,8 +9,11 @@
 
 use tessera_core::Error;
 
+use tessera_core::id::{self, first_id_at};
+use tessera_core::Timestamp;
+
 use crate::db::on_db;
-use crate::sql::args;
+use crate::sql::Arg;
 use crate::Store;
 
 /// Where each prune cuts (epoch milliseconds).
@@ -41,10 +44,15 @@ const SMS_SEND_LIMITS: &str = "DELETE FROM sms_send_limits WHERE tat <= $1 AND p
      (SELECT phone_number FROM sms_send_limits WHERE tat <= $1 LIMIT $2)";
 const PENDING_TOKENS: &str = "DELETE FROM pending_tokens WHERE (used_at IS NOT NULL OR expires_at <= $1) \
      AND token_hash IN (SELECT token_hash FROM pending_tokens WHERE used_at IS NOT NULL OR expires_at <= $1 LIMIT $2)";
+// Challenges and events are found by a range of their primary key (ids are ULIDs in the
+// clock's time order), not by an index on a time column: such an index would cost every
+// enrolment, challenge and verification (each writes an event) one more index insert, for
+// a prune that runs every 10 minutes. A challenge expires after it was created, so one that
+// expired by the cut-off was created before it; the outer `expires_at` re-checks.
 const CHALLENGES: &str = "DELETE FROM auth_challenges WHERE expires_at <= $1 AND id IN \
-     (SELECT id FROM auth_challenges WHERE expires_at <= $1 LIMIT $2)";
-const EVENTS: &str = "DELETE FROM events WHERE created_at < $1 AND id IN \
-     (SELECT id FROM events WHERE created_at < $1 LIMIT $2)";
+     (SELECT id FROM auth_challenges WHERE id < $3 AND expires_at <= $1 LIMIT $2)";
+const EVENTS: &str = "DELETE FROM events WHERE id < $1 AND id IN \
+     (SELECT id FROM events WHERE id < $1 LIMIT $2)";
 
 impl Store {
     /// Deletes everything past `cutoffs`, at most `batch` rows per statement.
@@ -52,32 +60,46 @@ impl Store {
         let batch = batch.max(1);
         Ok(Pruned {
             password_limits: self
-                .prune_batches(PASSWORD_LIMITS, cutoffs.now, batch)
+                .prune_batches(PASSWORD_LIMITS, cutoffs.now.into(), batch, None)
                 .await?,
             sms_send_limits: self
-                .prune_batches(SMS_SEND_LIMITS, cutoffs.now, batch)
+                .prune_batches(SMS_SEND_LIMITS, cutoffs.now.into(), batch, None)
                 .await?,
             pending_tokens: self
-                .prune_batches(PENDING_TOKENS, cutoffs.now, batch)
+                .prune_batches(PENDING_TOKENS, cutoffs.now.into(), batch, None)
                 .await?,
-            challenges: self
-                .prune_batches(CHALLENGES, cutoffs.challenges_expired_by, batch)
-                .await?,
+            challenges: {
+                let by = cutoffs.challenges_expired_by;
+                let first_after = first_id_at(id::prefix::CHALLENGE, Timestamp(by));
+                self.prune_batches(CHALLENGES, by.into(), batch, Some((&first_after).into()))
+                    .await?
+            },
             events: match cutoffs.events_before {
-                Some(before) => self.prune_batches(EVENTS, before, batch).await?,
+                Some(before) => {
+                    let first_kept = first_id_at(id::prefix::EVENT, Timestamp(before));
+                    self.prune_batches(EVENTS, (&first_kept).into(), batch, None)
+                        .await?
+                }
                 None => 0,
             },
         })
     }
 
     /// Runs one prune statement until a batch comes back short.
-    async fn prune_batches(&self, sql: &str, cutoff: i64, batch: i64) -> Result<u64, Error> {
+    /// `$1` is `cutoff`, `$2` the batch size, `$3` (when given) `extra`.
+    async fn prune_batches(
+        &self,
+        sql: &str,
+        cutoff: Arg<'_>,
+        batch: i64,
+        extra: Option<Arg<'_>>,
+    ) -> Result<u64, Error> {
         let full = u64::try_from(batch).unwrap_or(u64::MAX);
         let mut total = 0;
+        let mut params = vec![cutoff, Arg::from(batch)];
+        params.extend(extra);
         loop {
-            let n = on_db!(self, write, |c| Ok(c
-                .exec(sql, args![cutoff, batch])
-                .await?))?;
+            let n = on_db!(self, write, |c| Ok(c.exec(sql, &params).await?))?;
             total += n;
             if n < full {
                 return Ok(total);

@@ -6,11 +6,11 @@
 -- each batch would scan its whole table while holding the writer (SQLite) or a snapshot
 -- (PostgreSQL); with one, a batch reads only the rows it deletes.
 
--- Events older than the retention (--event-retention-days, default 90).
-CREATE INDEX events_by_created_at ON events (created_at);
-
--- Challenges a day past their expiry (verified ones included: they expire too).
-CREATE INDEX auth_challenges_by_expiry ON auth_challenges (expires_at);
+-- Events older than the retention and challenges a day past their expiry need no index:
+-- their ids are ULIDs in time order, so those prunes are ranges of the primary key
+-- (store/src/prune.rs). An index on events.created_at or auth_challenges.expires_at would
+-- cost every enrolment and verification an index insert (measured on SQLite, 64 conns:
+-- verify 13.7k/s with those indexes, 16.2k/s without; 16.7–17.2k/s before this session).
 
 -- Pending authentication tokens once expired (used ones go at once).
 CREATE INDEX pending_tokens_by_expiry ON pending_tokens (expires_at);
