@@ -16,22 +16,47 @@ pub mod prefix {
 }
 
 /// A fresh id, `<prefix>_<ULID>`, with the ULID's time part taken from `now` (the injected
-/// clock), so ordering follows the clock the rest of the server sees.
+/// clock), so ordering follows the clock the rest of the server sees, and a time cut-off can
+/// be a range of ids ([`first_id_at`]).
 ///
-/// Within one process ids are strictly increasing even inside one millisecond (a monotonic
-/// ULID generator), so objects created in a burst list in creation order. The generator is
-/// process-wide state, but holds nothing secret or security-relevant.
+/// Within one millisecond ids are strictly increasing (the previous ULID of that millisecond
+/// plus one), so objects created in a burst list in creation order. A new millisecond starts
+/// from fresh randomness: the time part is always exactly `now`, never
+/// carried forward from a later clock reading (the `ulid` crate's monotonic generator does
+/// carry it, which would put ids ahead of their clock after a clock step back, and in tests
+/// where several manual clocks share one process). The last id is process-wide state, but
+/// holds nothing secret or security-relevant.
 pub fn new_id(prefix: &str, now: crate::Timestamp) -> String {
-    use std::sync::{Mutex, OnceLock};
-    static GEN: OnceLock<Mutex<ulid::Generator>> = OnceLock::new();
+    use std::sync::Mutex;
+    /// The last ULID of each of the most recent milliseconds seen (a few, round robin), so
+    /// interleaved milliseconds (concurrent requests that read the clock in a different order
+    /// than they make ids; tests with several clocks) each keep their own increasing sequence.
+    static LAST: Mutex<([Option<ulid::Ulid>; 16], usize)> = Mutex::new(([None; 16], 0));
     let ms = u64::try_from(now.millis()).unwrap_or(0);
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    let ulid = GEN
-        .get_or_init(|| Mutex::new(ulid::Generator::new()))
-        .lock()
-        .ok()
-        .and_then(|mut g| g.generate_from_datetime(at).ok())
-        .unwrap_or_else(|| ulid::Ulid::from_parts(ms, rand::random::<u128>()));
+    let fresh = || ulid::Ulid::from_parts(ms, rand::random::<u128>());
+    let ulid = match LAST.lock() {
+        Ok(mut guard) => {
+            let (slots, next_slot) = &mut *guard;
+            let slot = match slots
+                .iter()
+                .position(|u| u.is_some_and(|u| u.timestamp_ms() == ms))
+            {
+                Some(i) => i,
+                None => {
+                    let i = *next_slot;
+                    *next_slot = (i + 1) % slots.len();
+                    slots[i] = None;
+                    i
+                }
+            };
+            let id = slots[slot]
+                .and_then(|u| u.increment())
+                .unwrap_or_else(fresh);
+            slots[slot] = Some(id);
+            id
+        }
+        Err(_) => fresh(),
+    };
     format!("{prefix}_{ulid}")
 }
 
@@ -53,6 +78,23 @@ pub fn has_prefix(id: &str, prefix: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_id_carries_its_own_clock_time_even_after_an_id_from_a_later_clock() {
+        let t = crate::Timestamp(1_795_953_600_000);
+        let later = new_id("event", crate::Timestamp(t.millis() + 90 * 86_400_000));
+        let now = new_id("event", t);
+        assert!(now < later);
+        assert!(
+            now < first_id_at("event", crate::Timestamp(t.millis() + 1)),
+            "{now}"
+        );
+        let same_ms: Vec<String> = (0..50).map(|_| new_id("event", t)).collect();
+        assert!(
+            same_ms.windows(2).all(|w| w[0] < w[1]),
+            "strictly increasing"
+        );
+    }
+
     #[test]
     fn ids_made_before_a_time_sort_below_its_first_id_and_later_ones_at_or_above() {
         let at = crate::Timestamp(1_795_953_600_000);

@@ -36,6 +36,8 @@ pub struct Pruned {
     pub pending_tokens: u64,
     pub challenges: u64,
     pub events: u64,
+    pub authorization_codes: u64,
+    pub browser_sessions: u64,
 }
 
 const PASSWORD_LIMITS: &str = "DELETE FROM password_limits WHERE tat <= $1 AND limit_key IN \
@@ -51,6 +53,14 @@ const PENDING_TOKENS: &str = "DELETE FROM pending_tokens WHERE (used_at IS NOT N
 // expired by the cut-off was created before it; the outer `expires_at` re-checks.
 const CHALLENGES: &str = "DELETE FROM auth_challenges WHERE expires_at <= $1 AND id IN \
      (SELECT id FROM auth_challenges WHERE id < $3 AND expires_at <= $1 LIMIT $2)";
+// Authorization codes and browser sessions answer nothing once expired (redemption and the
+// browser-session lookup both require `expires_at > now`); each row is written once per
+// hosted sign-in, so their `expires_at` indexes cost no hot path.
+const AUTHORIZATION_CODES: &str =
+    "DELETE FROM authorization_codes WHERE expires_at <= $1 AND code_hash IN \
+     (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2)";
+const BROWSER_SESSIONS: &str = "DELETE FROM browser_sessions WHERE expires_at <= $1 AND id IN \
+     (SELECT id FROM browser_sessions WHERE expires_at <= $1 LIMIT $2)";
 const EVENTS: &str = "DELETE FROM events WHERE id < $1 AND id IN \
      (SELECT id FROM events WHERE id < $1 LIMIT $2)";
 
@@ -74,6 +84,12 @@ impl Store {
                 self.prune_batches(CHALLENGES, by.into(), batch, Some((&first_after).into()))
                     .await?
             },
+            authorization_codes: self
+                .prune_batches(AUTHORIZATION_CODES, cutoffs.now.into(), batch, None)
+                .await?,
+            browser_sessions: self
+                .prune_batches(BROWSER_SESSIONS, cutoffs.now.into(), batch, None)
+                .await?,
             events: match cutoffs.events_before {
                 Some(before) => {
                     let first_kept = first_id_at(id::prefix::EVENT, Timestamp(before));

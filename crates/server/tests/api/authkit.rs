@@ -227,6 +227,32 @@ async fn a_code_expires_after_ten_minutes(app: TestApp) {
         (s, v["error"].clone()),
         (StatusCode::BAD_REQUEST, json!("invalid_grant"))
     );
+
+    // Expired codes (used or not) and browser sessions answer nothing any more, so the
+    // maintenance task deletes them; a live browser session stays.
+    let now = tessera_core::Clock::now(&app.clock).millis();
+    let store = &app.state.store;
+    store
+        .insert_browser_session("browser_session_old", b"old", &uid, now - 5, now)
+        .await
+        .unwrap();
+    store
+        .insert_browser_session("browser_session_new", b"new", &uid, now, now + 1)
+        .await
+        .unwrap();
+    let pruned = tessera_server::maintenance::prune(&app.state, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (pruned.authorization_codes, pruned.browser_sessions),
+        (2, 1),
+        "{pruned:?}"
+    );
+    assert!(store
+        .find_browser_session(b"new", now)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 async fn pkce_binds_the_code_to_its_verifier(app: TestApp) {

@@ -724,6 +724,7 @@ async fn pruning_deletes_only_what_can_no_longer_change_an_answer_in_bounded_bat
             pending_tokens: 1,
             challenges: 0,
             events: 0,
+            ..Pruned::default()
         }
     );
     let (s, v) = app

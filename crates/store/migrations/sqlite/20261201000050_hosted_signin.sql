@@ -60,3 +60,6 @@ CREATE TABLE authorization_codes (
     used_at BIGINT
 );
 CREATE INDEX authorization_codes_by_user ON authorization_codes (user_id);
+-- The maintenance task deletes expired codes and browser sessions (store/src/prune.rs).
+CREATE INDEX authorization_codes_by_expiry ON authorization_codes (expires_at);
+CREATE INDEX browser_sessions_by_expiry ON browser_sessions (expires_at);
