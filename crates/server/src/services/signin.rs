@@ -149,7 +149,7 @@ pub(crate) async fn check_client(
         .as_deref()
         .is_some_and(|c| c == &*state.client_id);
     let secret = req.client_secret.as_deref().unwrap_or_default();
-    let key_id = crate::extract::authenticate_key(state, secret).await.ok();
+    let key_id = super::api_keys::authenticate_key(state, secret).await.ok();
     match key_id {
         Some(key_id) if id_ok => Ok(key_id),
         _ => Err(Error::InvalidClient),
