@@ -6,7 +6,7 @@ use serde_json::json;
 use sha2::Digest;
 use tessera_core::jwt::{AccessClaims, SigningKey};
 use tessera_core::seal::Sealed;
-use tessera_core::{id, password, token, validate, Error};
+use tessera_core::{id, password, token, validate, Error, MfaInterruption, MfaStep};
 use tessera_store::{ListParams, NextRefresh, Order, RefreshOutcome, SigningKeyRow, UserRow};
 
 use super::events::{self, RequestMeta};
@@ -280,23 +280,16 @@ async fn password_grant(
     if step == PasswordStep::Done {
         return start_session(state, &user, meta, None).await;
     }
-    let pending = new_pending_token(state, &user.id).await?;
-    let body = match step {
-        PasswordStep::Challenge(ids) => json!({
-            "code": "mfa_challenge",
-            "message": "The user must complete an MFA challenge to finish authenticating.",
-            "pending_authentication_token": pending,
-            "authentication_factors": ids.iter().map(|id| json!({ "id": id, "type": "totp" })).collect::<Vec<_>>(),
-            "user": UserView::from(&user),
-        }),
-        PasswordStep::Enrol | PasswordStep::Done => json!({
-            "code": "mfa_enrollment",
-            "message": "The user must enroll in MFA to finish authenticating.",
-            "pending_authentication_token": pending,
-            "user": UserView::from(&user),
-        }),
+    let step = match step {
+        PasswordStep::Challenge(totp_factor_ids) => MfaStep::Challenge { totp_factor_ids },
+        PasswordStep::Enrol | PasswordStep::Done => MfaStep::Enrollment,
     };
-    Err(Error::AuthenticationFlow(body))
+    let pending_authentication_token = new_pending_token(state, &user.id).await?;
+    Err(Error::AuthenticationFlow(Box::new(MfaInterruption {
+        step,
+        pending_authentication_token,
+        user: serde_json::to_value(UserView::from(&user)).map_err(Error::internal)?,
+    })))
 }
 
 /// A pending authentication token for `user_id` (between the password and the MFA step).
