@@ -8,6 +8,7 @@ use tessera_core::jwt::{AccessClaims, SigningKey};
 use tessera_core::seal::Sealed;
 use tessera_core::{id, password, token, validate, Error, MfaInterruption, MfaStep};
 use tessera_store::{ListParams, NextRefresh, Order, RefreshOutcome, SigningKeyRow, UserRow};
+use tracing::Instrument;
 
 use super::events::{self, RequestMeta};
 use super::mfa::{self, VerifyRequest};
@@ -224,7 +225,7 @@ pub async fn authenticate(
             // attempt is charged and its hash cannot be stopped, so its outcome (the event,
             // the refund, the rehash) must be written too.
             let state = state.clone();
-            tokio::spawn(async move { password_grant(&state, &req, &meta).await })
+            tokio::spawn(async move { password_grant(&state, &req, &meta).await }.in_current_span())
                 .await
                 .map_err(Error::internal)?
         }
@@ -330,9 +331,12 @@ pub async fn check_password(
         limit_ip.map(str::to_owned),
         meta.clone(),
     );
-    tokio::spawn(async move { check_password_to_end(&state, raw_email, pw, limit_ip, meta).await })
-        .await
-        .map_err(Error::internal)?
+    tokio::spawn(
+        async move { check_password_to_end(&state, raw_email, pw, limit_ip, meta).await }
+            .in_current_span(),
+    )
+    .await
+    .map_err(Error::internal)?
 }
 
 /// [`check_password`] in the caller's task: only for callers that already run in a task of
