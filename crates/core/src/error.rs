@@ -46,6 +46,54 @@ impl FieldError {
     }
 }
 
+/// The step a sign-in needs after a correct password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MfaStep {
+    /// `mfa_challenge`: the user has TOTP factors (their ids, oldest first); a code from one
+    /// of them finishes the sign-in.
+    Challenge { totp_factor_ids: Vec<String> },
+    /// `mfa_enrollment`: MFA is required and the user has no TOTP factor yet; they enrol one,
+    /// then finish with its code.
+    Enrollment,
+}
+
+/// A sign-in interrupted after a correct password: which step must follow, the pending
+/// token that carries the sign-in over to it, and who is signing in. The HTTP layer decides
+/// how it looks on the wire (`code`, `message`, field names).
+#[derive(Clone, PartialEq)]
+pub struct MfaInterruption {
+    pub step: MfaStep,
+    /// Finishes the sign-in together with a code: a bearer secret for its short life, so
+    /// `Debug` masks it (errors end up in logs).
+    pub pending_authentication_token: String,
+    /// The user as the API shows a signed-in user (`user` of a successful sign-in), rendered
+    /// by the service that knows both: this crate has no user type (users are store rows), and
+    /// the body must carry the user as it was when the password was checked.
+    pub user: serde_json::Value,
+}
+
+impl MfaInterruption {
+    /// The message WorkOS sends with each step.
+    pub fn message(&self) -> &'static str {
+        match self.step {
+            MfaStep::Challenge { .. } => {
+                "The user must complete an MFA challenge to finish authenticating."
+            }
+            MfaStep::Enrollment => "The user must enroll in MFA to finish authenticating.",
+        }
+    }
+}
+
+impl fmt::Debug for MfaInterruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MfaInterruption")
+            .field("step", &self.step)
+            .field("pending_authentication_token", &"<redacted>")
+            .field("user_id", &self.user.get("id"))
+            .finish()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// 404 `entity_not_found`.
@@ -106,10 +154,10 @@ pub enum Error {
     /// `invalid_one_time_code`, `invalid_pending_authentication_token`, ...).
     #[error("{message}")]
     AuthenticationFailed { code: &'static str, message: String },
-    /// 403: the sign-in needs another step (`mfa_challenge`, `mfa_enrollment`); the body is
-    /// complete (code, message, pending token, user, ...).
-    #[error("authentication flow interrupted")]
-    AuthenticationFlow(serde_json::Value),
+    /// 403 `mfa_challenge` or `mfa_enrollment`: the password was right and the sign-in
+    /// needs another step (boxed: it is large and rare, and `Error` travels in every `Result`).
+    #[error("{}", .0.message())]
+    AuthenticationFlow(Box<MfaInterruption>),
     /// 400 `invalid_authorization_request`: `/user_management/authorize` cannot go on (unknown
     /// client, redirect URI not allowed, bad parameters). Shown as an error page that never
     /// redirects.
@@ -139,3 +187,27 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interruption_never_shows_its_pending_token_in_debug_output() {
+        let e = Error::AuthenticationFlow(Box::new(MfaInterruption {
+            step: MfaStep::Enrollment,
+            pending_authentication_token: "pt_SECRET_0123456789".into(),
+            user: serde_json::json!({ "object": "user", "id": "user_01" }),
+        }));
+        let shown = format!("{e:?}");
+        assert!(!shown.contains("pt_SECRET"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("user_01"),
+            "{shown}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "The user must enroll in MFA to finish authenticating."
+        );
+    }
+}

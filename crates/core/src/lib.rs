@@ -20,4 +20,4 @@ pub mod totp;
 pub mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use error::{Error, FieldError};
+pub use error::{Error, FieldError, MfaInterruption, MfaStep};

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use tessera_core::{Clock, SystemClock};
 use tessera_store::DatabaseUrl;
 
+use crate::logging::LogFormat;
 use crate::{Application, Config};
 
 #[derive(Debug, Parser)]
@@ -32,6 +33,15 @@ struct Cli {
         default_value = "tessera.db"
     )]
     database_url: String,
+    /// Log lines on stderr: text, or json (one object per line, for log shippers).
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_LOG_FORMAT",
+        default_value = "text",
+        value_parser = clap::builder::ValueParser::new(str::parse::<LogFormat>)
+    )]
+    log_format: LogFormat,
     /// The flags of `serve`, for `tessera` without a command.
     #[command(flatten)]
     serve: ServeArgs,
@@ -302,15 +312,10 @@ fn env_secret(name: &str) -> Option<zeroize::Zeroizing<String>> {
 }
 
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // The command line first: it says how to log (a bad value is refused here, before
+    // anything is opened or logged).
     let cli = parse();
+    crate::logging::init(cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -341,7 +346,7 @@ fn parse() -> Cli {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Some((name, _)) = matches.subcommand() {
         let serve_flag = matches.ids().find(|id| {
-            id.as_str() != "database_url"
+            !matches!(id.as_str(), "database_url" | "log_format")
                 && matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
         });
         if let Some(id) = serve_flag {

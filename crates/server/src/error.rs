@@ -8,7 +8,7 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
-use tessera_core::Error;
+use tessera_core::{Error, MfaInterruption, MfaStep};
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -79,6 +79,35 @@ fn internal_body() -> Response {
         "server_error",
         "An internal error occurred. It has been logged.",
     )
+}
+
+/// The 403 body of an interrupted sign-in, as WorkOS sends it: the step's `code` and
+/// `message`, the pending token, the factors to challenge (for `mfa_challenge`), the user.
+fn interruption_body(interruption: MfaInterruption) -> Value {
+    let message = interruption.message();
+    let MfaInterruption {
+        step,
+        pending_authentication_token,
+        user,
+    } = interruption;
+    match step {
+        MfaStep::Challenge { totp_factor_ids } => json!({
+            "code": "mfa_challenge",
+            "message": message,
+            "pending_authentication_token": pending_authentication_token,
+            "authentication_factors": totp_factor_ids
+                .iter()
+                .map(|id| json!({ "id": id, "type": "totp" }))
+                .collect::<Vec<_>>(),
+            "user": user,
+        }),
+        MfaStep::Enrollment => json!({
+            "code": "mfa_enrollment",
+            "message": message,
+            "pending_authentication_token": pending_authentication_token,
+            "user": user,
+        }),
+    }
 }
 
 fn domain_response(e: Error) -> Response {
@@ -166,7 +195,9 @@ fn domain_response(e: Error) -> Response {
         Error::AuthenticationFailed { code, .. } => coded(StatusCode::BAD_REQUEST, code, message),
         // 403 exactly: Python raises its MFA errors only for 403, Node would turn a 422 into
         // an exception that drops the pending token.
-        Error::AuthenticationFlow(v) => body(StatusCode::FORBIDDEN, v),
+        Error::AuthenticationFlow(interruption) => {
+            body(StatusCode::FORBIDDEN, interruption_body(*interruption))
+        }
         Error::AuthorizationRefused(_) => coded(
             StatusCode::BAD_REQUEST,
             "invalid_authorization_request",
@@ -181,5 +212,66 @@ fn domain_response(e: Error) -> Response {
             tracing::error!(error = %detail, "internal error");
             internal_body()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn rendered(e: Error) -> (StatusCode, Value) {
+        let r = ApiError::from(e).into_response();
+        let status = r.status();
+        let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&bytes).expect("json"))
+    }
+
+    fn interrupted(step: MfaStep) -> Error {
+        Error::AuthenticationFlow(Box::new(MfaInterruption {
+            step,
+            pending_authentication_token: "pending123".into(),
+            user: json!({ "object": "user", "id": "user_01" }),
+        }))
+    }
+
+    #[tokio::test]
+    async fn an_mfa_challenge_is_a_403_with_the_workos_body() {
+        let step = MfaStep::Challenge {
+            totp_factor_ids: vec!["auth_factor_01".into(), "auth_factor_02".into()],
+        };
+        assert_eq!(
+            rendered(interrupted(step)).await,
+            (
+                StatusCode::FORBIDDEN,
+                json!({
+                    "code": "mfa_challenge",
+                    "message": "The user must complete an MFA challenge to finish authenticating.",
+                    "pending_authentication_token": "pending123",
+                    "authentication_factors": [
+                        { "id": "auth_factor_01", "type": "totp" },
+                        { "id": "auth_factor_02", "type": "totp" },
+                    ],
+                    "user": { "object": "user", "id": "user_01" },
+                })
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn an_mfa_enrollment_is_a_403_with_the_workos_body_and_no_factors() {
+        assert_eq!(
+            rendered(interrupted(MfaStep::Enrollment)).await,
+            (
+                StatusCode::FORBIDDEN,
+                json!({
+                    "code": "mfa_enrollment",
+                    "message": "The user must enroll in MFA to finish authenticating.",
+                    "pending_authentication_token": "pending123",
+                    "user": { "object": "user", "id": "user_01" },
+                })
+            )
+        );
     }
 }

@@ -8,15 +8,21 @@
 //!   `Option` with `#[serde(default)]`); unknown fields are ignored. Syntax errors are 400
 //!   `malformed_json`; type errors are 422 naming the field.
 //! * [`ListQuery`]: the pagination query (`limit`, `before`, `after`, `order`).
+//! * [`Meta`]: who made the request (address, user agent), for events and throttles; used by
+//!   the API, the hosted pages and the dashboard alike.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
-use tessera_core::{token, Error, FieldError};
+use tessera_core::{Error, FieldError};
 use tessera_store::{ListParams, Order};
 
 use crate::error::ApiError;
+use crate::services::events::RequestMeta;
 use crate::AppState;
 
 /// Proof that the request carried a valid, unrevoked API key.
@@ -39,41 +45,35 @@ impl FromRequestParts<AppState> for ApiKey {
             })
             .map(str::trim)
             .ok_or(Error::Unauthorized)?;
-        authenticate_key(state, presented)
+        crate::services::api_keys::authenticate_key(state, presented)
             .await
             .map(|id| ApiKey { id })
             .map_err(ApiError::from)
     }
 }
 
-/// Checks a presented API key (header or `client_secret`) and returns the key's id.
-///
-/// Security: the row is found by the key's public lookup part, then the SHA-256 of the whole
-/// key is compared in constant time, so response timing says nothing about stored hashes.
-/// A key read from the database is trusted for `api_key_cache_ms` (a revocation reaches
-/// every node within that time); unknown keys are never cached.
-pub async fn authenticate_key(state: &AppState, presented: &str) -> Result<String, Error> {
-    let lookup = token::api_key_lookup(presented).ok_or(Error::Unauthorized)?;
-    let now = state.now().millis();
-    let ttl = state.config.api_key_cache_ms;
-    let (id, key_hash) = match state.api_keys.get(lookup, now, ttl) {
-        Some(hit) => hit,
-        None => {
-            let row = state
-                .store
-                .find_active_api_key(lookup)
-                .await?
-                .ok_or(Error::Unauthorized)?;
-            if ttl > 0 {
-                state.api_keys.put(lookup, &row.id, &row.key_hash, now);
-            }
-            (row.id, row.key_hash)
-        }
-    };
-    if token::ct_eq(&token::hash(presented), &key_hash) {
-        Ok(id)
-    } else {
-        Err(Error::Unauthorized)
+/// The connection's address and the `User-Agent` (cut to 512 bytes on a character
+/// boundary, as events store it). Never fails: both are optional.
+#[derive(Debug, Clone)]
+pub struct Meta(pub RequestMeta);
+
+impl<S: Send + Sync> FromRequestParts<S> for Meta {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let ip_address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(tessera_core::validate::user_agent);
+        Ok(Meta(RequestMeta {
+            ip_address,
+            user_agent,
+        }))
     }
 }
 

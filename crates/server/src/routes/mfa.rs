@@ -1,19 +1,15 @@
 //! The standalone MFA API: `/auth/factors/*` and `/auth/challenges/:id/verify`.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
-use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiKey, JsonBody};
+use crate::error::ApiResult;
+use crate::extract::{ApiKey, JsonBody, Meta};
 use crate::openapi::{ErrorBody, NotFoundBody, UnauthorizedBody, ValidationErrorBody};
-use crate::services::events::RequestMeta;
 use crate::services::mfa::{self, ChallengeRequest, EnrollFactorRequest, VerifyRequest};
 use crate::views::{ChallengeView, FactorView};
 use crate::AppState;
@@ -24,29 +20,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(read, remove))
         .routes(routes!(challenge))
         .routes(routes!(verify))
-}
-
-/// The client's address and user agent, for authentication events.
-pub struct Meta(pub RequestMeta);
-
-impl<S: Send + Sync> FromRequestParts<S> for Meta {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(tessera_core::validate::user_agent);
-        Ok(Meta(RequestMeta {
-            ip_address: ip,
-            user_agent,
-        }))
-    }
 }
 
 /// Enrol a factor: `totp` (with `totp_issuer`, `totp_user`), `sms` (with an E.164

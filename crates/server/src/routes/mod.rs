@@ -1,5 +1,6 @@
 //! The router: one module per resource, each exposing `router()`, merged here with the
-//! cross-cutting layers (request ids, body limit, panic catcher, JSON fallbacks).
+//! cross-cutting layers (request ids and the request span, body limit, panic catcher, JSON
+//! fallbacks).
 
 pub mod docs;
 pub mod events;
@@ -15,6 +16,7 @@ use axum::response::IntoResponse;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -58,7 +60,7 @@ pub fn router(state: AppState) -> Router {
 /// timeout, the panic catcher (a panicking handler is logged and answered with a JSON 500;
 /// the server keeps serving), and request ids. Public so tests can wrap extra routes.
 pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = HeaderName::from_static(crate::logging::REQUEST_ID_HEADER);
     let body_limit = state.config.body_limit_bytes;
     let body_timeout = state.config.request_timeout;
     routes
@@ -79,6 +81,15 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
                 ApiError::Panic.into_response()
             },
         ))
+        // Every line logged while the request is handled (panics included) is inside its
+        // span, which carries the request id set just outside. Start and end of each request
+        // are DEBUG lines (`TESSERA_LOG=info,tower_http=debug`); 5xx answers are not logged a
+        // second time here (internal errors and panics are logged with their detail).
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(crate::logging::request_span)
+                .on_failure(()),
+        )
         // Every response carries X-Request-ID (SDKs copy it into their exceptions): the
         // client's own if it sent one, otherwise a fresh UUID.
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -8,9 +8,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiResult;
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, Meta};
 use crate::openapi::{AuthErrorBody, ErrorBody, NotFoundBody, ValidationErrorBody};
-use crate::routes::mfa::Meta;
 use crate::services::signin::{self, AuthenticateRequest, AuthenticateResponse};
 use crate::AppState;
 

@@ -2,6 +2,7 @@
 //! returning domain rows or views. No axum types, so they are callable from the CLI and tests.
 
 pub mod admins;
+pub mod api_keys;
 pub mod authkit;
 pub mod dashboard;
 pub mod events;

@@ -6,8 +6,9 @@ use serde_json::json;
 use sha2::Digest;
 use tessera_core::jwt::{AccessClaims, SigningKey};
 use tessera_core::seal::Sealed;
-use tessera_core::{id, password, token, validate, Error};
+use tessera_core::{id, password, token, validate, Error, MfaInterruption, MfaStep};
 use tessera_store::{ListParams, NextRefresh, Order, RefreshOutcome, SigningKeyRow, UserRow};
+use tracing::Instrument;
 
 use super::events::{self, RequestMeta};
 use super::mfa::{self, VerifyRequest};
@@ -149,7 +150,7 @@ pub(crate) async fn check_client(
         .as_deref()
         .is_some_and(|c| c == &*state.client_id);
     let secret = req.client_secret.as_deref().unwrap_or_default();
-    let key_id = crate::extract::authenticate_key(state, secret).await.ok();
+    let key_id = super::api_keys::authenticate_key(state, secret).await.ok();
     match key_id {
         Some(key_id) if id_ok => Ok(key_id),
         _ => Err(Error::InvalidClient),
@@ -224,7 +225,7 @@ pub async fn authenticate(
             // attempt is charged and its hash cannot be stopped, so its outcome (the event,
             // the refund, the rehash) must be written too.
             let state = state.clone();
-            tokio::spawn(async move { password_grant(&state, &req, &meta).await })
+            tokio::spawn(async move { password_grant(&state, &req, &meta).await }.in_current_span())
                 .await
                 .map_err(Error::internal)?
         }
@@ -280,23 +281,16 @@ async fn password_grant(
     if step == PasswordStep::Done {
         return start_session(state, &user, meta, None).await;
     }
-    let pending = new_pending_token(state, &user.id).await?;
-    let body = match step {
-        PasswordStep::Challenge(ids) => json!({
-            "code": "mfa_challenge",
-            "message": "The user must complete an MFA challenge to finish authenticating.",
-            "pending_authentication_token": pending,
-            "authentication_factors": ids.iter().map(|id| json!({ "id": id, "type": "totp" })).collect::<Vec<_>>(),
-            "user": UserView::from(&user),
-        }),
-        PasswordStep::Enrol | PasswordStep::Done => json!({
-            "code": "mfa_enrollment",
-            "message": "The user must enroll in MFA to finish authenticating.",
-            "pending_authentication_token": pending,
-            "user": UserView::from(&user),
-        }),
+    let step = match step {
+        PasswordStep::Challenge(totp_factor_ids) => MfaStep::Challenge { totp_factor_ids },
+        PasswordStep::Enrol | PasswordStep::Done => MfaStep::Enrollment,
     };
-    Err(Error::AuthenticationFlow(body))
+    let pending_authentication_token = new_pending_token(state, &user.id).await?;
+    Err(Error::AuthenticationFlow(Box::new(MfaInterruption {
+        step,
+        pending_authentication_token,
+        user: serde_json::to_value(UserView::from(&user)).map_err(Error::internal)?,
+    })))
 }
 
 /// A pending authentication token for `user_id` (between the password and the MFA step).
@@ -337,9 +331,12 @@ pub async fn check_password(
         limit_ip.map(str::to_owned),
         meta.clone(),
     );
-    tokio::spawn(async move { check_password_to_end(&state, raw_email, pw, limit_ip, meta).await })
-        .await
-        .map_err(Error::internal)?
+    tokio::spawn(
+        async move { check_password_to_end(&state, raw_email, pw, limit_ip, meta).await }
+            .in_current_span(),
+    )
+    .await
+    .map_err(Error::internal)?
 }
 
 /// [`check_password`] in the caller's task: only for callers that already run in a task of

@@ -7,6 +7,7 @@ use tessera_core::error::Entity;
 use tessera_core::validate::{self, Problems, MAX_EXTERNAL_ID, MAX_TEXT, MAX_URL};
 use tessera_core::{id, password, Error, FieldError};
 use tessera_store::{ListParams, Page, UserPatch, UserRow};
+use tracing::Instrument;
 
 use crate::AppState;
 
@@ -295,9 +296,13 @@ pub async fn update(
         // client that goes away cannot leave the password changed and the sessions alive.
         let state = state.clone();
         let user_id = user_id.to_owned();
-        tokio::spawn(async move {
-            super::sessions::end_all_for_user(&state, &user_id, "password_changed").await
-        })
+        // In the request's span, so its log lines keep the request id.
+        tokio::spawn(
+            async move {
+                super::sessions::end_all_for_user(&state, &user_id, "password_changed").await
+            }
+            .in_current_span(),
+        )
         .await
         .map_err(Error::internal)??;
     }

@@ -3,7 +3,7 @@
 //! extract (session, CSRF-checked form), call one service, render.
 
 use askama::Template;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -17,9 +17,9 @@ use super::cookie;
 use super::csrf::CsrfToken;
 use super::form::Form;
 use super::page::{describe, render, render_status, Layout, TotpSetup, WebError};
+use crate::extract::Meta;
 use crate::services::admins::{self, AdminSession, CodeStep};
 use crate::services::dashboard as svc;
-use crate::services::events::RequestMeta;
 use crate::AppState;
 
 /// The dashboard session cookie (a random token; the server stores its SHA-256).
@@ -66,30 +66,6 @@ pub fn router() -> Router<AppState> {
 }
 
 // ---- extractors ----------------------------------------------------------------------------
-
-fn meta(parts: &Parts) -> RequestMeta {
-    RequestMeta {
-        ip_address: parts
-            .extensions
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
-        user_agent: parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(512).collect()),
-    }
-}
-
-/// The requester's address and user agent, for events and the per-IP throttle.
-pub struct Meta(pub RequestMeta);
-
-impl FromRequestParts<AppState> for Meta {
-    type Rejection = WebError;
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, WebError> {
-        Ok(Meta(meta(parts)))
-    }
-}
 
 /// A signed-in admin. Signed out (no cookie, expired, ended, or the admin removed): a
 /// redirect to the login page, and the handler does not run.

@@ -24,7 +24,7 @@ use super::cookie;
 use super::csrf::CsrfToken;
 use super::form::Form;
 use super::page::{self, Layout, TotpSetup, WebError};
-use crate::routes::mfa::Meta;
+use crate::extract::Meta;
 use crate::services::authkit::{self, AuthorizeQuery, AuthorizeRequest, BROWSER_COOKIE};
 use crate::services::events::RequestMeta;
 use crate::services::mfa::ChallengeRequest;
