@@ -3,6 +3,7 @@
 //! `TESSERA_TEST_DATABASE_URL` is set. One test binary; each module covers one resource.
 
 mod helpers;
+mod process;
 
 mod hosted;
 mod hostile;
@@ -17,6 +18,7 @@ mod events;
 mod factors;
 mod hardening_users;
 mod mfa;
+mod nodes;
 mod openapi;
 mod readme;
 mod sdk;
