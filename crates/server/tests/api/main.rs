@@ -13,6 +13,7 @@ mod basics;
 mod browser;
 mod cli;
 mod concurrency;
+mod crash;
 mod dashboard;
 mod events;
 mod factors;

@@ -66,7 +66,7 @@ impl Cluster {
 
     /// Node `i % 2`: spreads requests over both.
     fn node(&self, i: usize) -> &Api {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             &self.a
         } else {
             &self.b

@@ -186,10 +186,6 @@ impl ServerProcess {
         )
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
     /// Everything the server wrote so far, every run.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
