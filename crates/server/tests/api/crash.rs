@@ -7,7 +7,7 @@
 //!   factor's replay guard is at or past its step);
 //! * nothing half-written is visible, checked with SQL on the database itself: no TOTP factor
 //!   without its sealed secret, no challenge without its factor, no factor of a missing user,
-//!   no factor without its `authentication_factor.created` event, no verified challenge
+//!   no factor or challenge without its `...created` event, no verified challenge
 //!   without its `authentication.mfa_succeeded` event, no event naming a user, factor or
 //!   challenge that does not exist; SQLite's `integrity_check` and `foreign_key_check` pass;
 //! * the server starts cleanly: no error or panic in its log, `GET /health` 200.
@@ -342,6 +342,7 @@ async fn a_server_killed_mid_load_keeps_every_answered_write_and_nothing_half_wr
 
     let events = sql.rows("SELECT event, data FROM events").await;
     let mut factor_created = HashSet::new();
+    let mut challenge_created = HashSet::new();
     let mut mfa_succeeded = HashSet::new();
     for e in &events {
         let (name, data) = (e[0].clone().unwrap(), e[1].clone().unwrap());
@@ -364,6 +365,9 @@ async fn a_server_killed_mid_load_keeps_every_answered_write_and_nothing_half_wr
             "authentication_factor.created" => {
                 factor_created.insert(data["id"].as_str().unwrap().to_owned());
             }
+            "authentication_challenge.created" => {
+                challenge_created.insert(data["id"].as_str().unwrap().to_owned());
+            }
             "authentication.mfa_succeeded" => {
                 mfa_succeeded.insert(
                     data["authentication_challenge_id"]
@@ -377,6 +381,12 @@ async fn a_server_killed_mid_load_keeps_every_answered_write_and_nothing_half_wr
     }
     for f in &factors {
         assert!(factor_created.contains(f), "factor {f} without its event");
+    }
+    for c in &challenges {
+        assert!(
+            challenge_created.contains(c),
+            "challenge {c} without its event"
+        );
     }
     for c in &verified {
         assert!(mfa_succeeded.contains(c), "verified {c} without its event");
