@@ -12,6 +12,7 @@
 
 mod admin;
 mod authkit;
+mod challenge_events;
 mod db;
 mod keys;
 pub mod list;

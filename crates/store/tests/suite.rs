@@ -707,3 +707,61 @@ async fn send_and_password_limits_stop_at_their_count() {
 async fn an_unreachable_test_database_fails_instead_of_skipping() {
     common::pg::create_database("postgres://postgres@127.0.0.1:1/test").await;
 }
+
+/// A challenge and its `created` event are one write: when the event cannot be stored (here
+/// a duplicate id), the challenge is not stored either, so a crash or failure between them
+/// cannot leave a challenge missing from the audit trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_whose_event_fails_is_not_stored() {
+    for b in backends().await {
+        seed(&b.store, "chev").await;
+        let event = |id: &str| EventRow {
+            id: id.into(),
+            event: "authentication_challenge.created".into(),
+            data: "{}".into(),
+            created_at: T,
+        };
+        let challenge = |id: &str| ChallengeRow {
+            id: id.into(),
+            factor_id: factor_of("chev", 'a'),
+            code_hash: None,
+            expires_at: T + 600_000,
+            verified_at: None,
+            attempts: 0,
+            created_at: T,
+            updated_at: T,
+        };
+        b.store.insert_event(&event("event_taken")).await.unwrap();
+        let failed = b
+            .store
+            .insert_challenge_with_events(
+                &challenge("auth_challenge_chev_1"),
+                &[event("event_taken")],
+            )
+            .await;
+        assert!(failed.is_err(), "{}: the event id is taken", b.name);
+        assert!(
+            b.store
+                .find_challenge("auth_challenge_chev_1")
+                .await
+                .unwrap()
+                .is_none(),
+            "{}: no challenge without its event",
+            b.name
+        );
+        b.store
+            .insert_challenge_with_events(
+                &challenge("auth_challenge_chev_2"),
+                &[event("event_new")],
+            )
+            .await
+            .unwrap();
+        assert!(b
+            .store
+            .find_challenge("auth_challenge_chev_2")
+            .await
+            .unwrap()
+            .is_some());
+        b.close().await;
+    }
+}

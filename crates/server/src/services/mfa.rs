@@ -231,13 +231,17 @@ pub async fn challenge(
                 Error::SmsDeliveryFailed(e)
             })?;
     }
-    state.store.insert_challenge(&row).await?;
-    events::record(
-        state,
+    // The challenge and its event in one transaction: a crash between two writes would leave
+    // a challenge that can be verified but is missing from the audit trail.
+    let created = events::new_event(
+        now,
         events::CHALLENGE_CREATED,
         json!({ "id": row.id, "authentication_factor_id": factor.id, "type": factor.r#type }),
-    )
-    .await?;
+    );
+    state
+        .store
+        .insert_challenge_with_events(&row, &[created])
+        .await?;
     // Only generic OTP hands the code to the caller; SMS codes go to the phone only.
     let shown = code.filter(|_| factor.r#type == "generic_otp");
     Ok(ChallengeView::new(&row, shown))

@@ -3,6 +3,7 @@
 //! `TESSERA_TEST_DATABASE_URL` is set. One test binary; each module covers one resource.
 
 mod helpers;
+mod process;
 
 mod hosted;
 mod hostile;
@@ -12,12 +13,14 @@ mod basics;
 mod browser;
 mod cli;
 mod concurrency;
+mod crash;
 mod dashboard;
 mod events;
 mod factors;
 mod hardening_users;
 mod logs;
 mod mfa;
+mod nodes;
 mod openapi;
 mod readme;
 mod sdk;
