@@ -16,6 +16,7 @@ mod db;
 mod keys;
 pub mod list;
 mod mfa;
+mod outage;
 mod prune;
 mod queries;
 mod rows;
@@ -31,6 +32,7 @@ pub use mfa::{
     challenge_refusal, AttemptKind, FactorGuardRow, FactorLockRow, Refusal, Rejection,
     VerificationRows, VerifyAttempt, VerifyOutcome,
 };
+pub use outage::DEFAULT_DATABASE_TIMEOUT;
 pub use prune::{PruneCutoffs, Pruned};
 pub use queries::MetadataMerge;
 pub use rows::*;

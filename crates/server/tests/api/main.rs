@@ -18,6 +18,7 @@ mod factors;
 mod hardening_users;
 mod mfa;
 mod openapi;
+mod outage;
 mod readme;
 mod sdk;
 mod sdk_wire;
