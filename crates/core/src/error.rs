@@ -166,7 +166,13 @@ pub enum Error {
     /// 401: missing, unknown or revoked API key.
     #[error("Unauthorized")]
     Unauthorized,
-    /// 500: a bug or an unavailable dependency. The detail is logged, never returned.
+    /// 503 `service_unavailable` with `Retry-After`: the database cannot be reached right
+    /// now (connection refused or reset, no pooled connection free in time, no answer within
+    /// the database timeout, PostgreSQL shutting down or starting). Nothing is known to be
+    /// wrong with the request, so a retry may succeed. The detail is logged, never returned.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// 500: a bug. The detail is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -194,6 +194,10 @@ struct ServeArgs {
     /// Database connection pool size.
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = 16)]
     max_connections: u32,
+    /// PostgreSQL: seconds a request waits for a database connection, and then for each
+    /// database operation, before it is answered 503; also the wait for the database at start.
+    #[arg(long, env = "TESSERA_DATABASE_TIMEOUT_SECONDS", default_value_t = 5)]
+    database_timeout_seconds: u64,
     /// TOTP steps accepted either side of the current one.
     #[arg(long, env = "TESSERA_TOTP_WINDOW", default_value_t = 1)]
     totp_window: u32,
@@ -381,6 +385,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.environment_name = args.environment_name.clone();
             config.challenge_ttl_ms = args.challenge_ttl_seconds.saturating_mul(1000);
             config.max_connections = args.max_connections;
+            config.database_timeout =
+                std::time::Duration::from_secs(args.database_timeout_seconds.clamp(1, 300));
             config.totp_window = args.totp_window;
             config.public_url = match &args.public_url {
                 Some(u) => crate::config::normalize_public_url(u).map_err(anyhow::Error::msg)?,

@@ -42,6 +42,10 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Database pool size.
     pub max_connections: u32,
+    /// PostgreSQL: how long a request may wait for a database connection, and then for each
+    /// database operation, before it is answered 503 (`--database-timeout-seconds`). Also
+    /// how long the start waits for the database.
+    pub database_timeout: std::time::Duration,
     /// TOTP steps accepted either side of the current one (RFC 6238 §5.2: at most one step
     /// of network delay is recommended).
     pub totp_window: u32,
@@ -139,6 +143,7 @@ impl Config {
             challenge_ttl_ms: 10 * 60 * 1000,
             body_limit_bytes: 256 * 1024,
             max_connections: 16,
+            database_timeout: tessera_store::DEFAULT_DATABASE_TIMEOUT,
             totp_window: 1,
             max_challenge_attempts: 5,
             factor_failure_rate: Rate::new(10, 15 * 60 * 1000),

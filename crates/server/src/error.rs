@@ -110,6 +110,25 @@ fn interruption_body(interruption: MfaInterruption) -> Value {
     }
 }
 
+/// Seconds a client is asked to wait after a 503 (`Retry-After`). Short: most outages a
+/// client can ride out are a failover or a restart of the database, and each request made
+/// during one already waits up to the database timeout before its 503.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 1;
+
+/// The 503 of [`Error::Unavailable`] (and of `GET /health` when the database is down).
+pub fn unavailable_body() -> Response {
+    let mut r = coded(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+        "The service is temporarily unavailable. Retry the request shortly.",
+    );
+    r.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
+    );
+    r
+}
+
 fn domain_response(e: Error) -> Response {
     let message = e.to_string();
     match e {
@@ -208,6 +227,12 @@ fn domain_response(e: Error) -> Response {
             StatusCode::UNAUTHORIZED,
             json!({ "message": "Unauthorized" }),
         ),
+        // 503 with Retry-After, never 500: the request may well succeed once the database is
+        // back, and clients (and load balancers) treat a 503 as "try again", a 500 as a bug.
+        Error::Unavailable(detail) => {
+            tracing::warn!(error = %detail, "database unavailable");
+            unavailable_body()
+        }
         Error::Internal(detail) => {
             tracing::error!(error = %detail, "internal error");
             internal_body()

@@ -123,6 +123,7 @@ pub async fn open_store(config: &Config, clock: &dyn Clock) -> anyhow::Result<(S
         &config.database_url,
         &StoreOptions {
             max_connections: config.max_connections,
+            timeout: config.database_timeout,
         },
     )
     .await
@@ -146,6 +147,7 @@ pub async fn open_existing_store(config: &Config) -> anyhow::Result<(Store, Stri
         &config.database_url,
         &StoreOptions {
             max_connections: config.max_connections,
+            timeout: config.database_timeout,
         },
     )
     .await
@@ -337,6 +339,7 @@ impl Application {
             password_memory: Arc::new(tessera_core::password::BlockPool::new(hash_slots)),
             sms: crate::sms::SmsSender::new(config.sms_provider.clone()),
             api_keys: Arc::default(),
+            db_health: Arc::default(),
             config: Arc::new(config),
         };
         crate::services::signin::ensure_signing_key(&state)

@@ -23,6 +23,8 @@ pub struct AppState {
     pub password_memory: Arc<tessera_core::password::BlockPool>,
     pub sms: crate::sms::SmsSender,
     pub api_keys: Arc<ApiKeyCache>,
+    /// The database's last health probe, for `GET /health`.
+    pub db_health: Arc<crate::services::health::DbHealth>,
 }
 
 /// API keys recently read from the database, by lookup part: `(key id, SHA-256 of the key,

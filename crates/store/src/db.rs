@@ -111,16 +111,21 @@ impl std::fmt::Display for DatabaseUrl {
     }
 }
 
-/// Pool sizes.
+/// Pool size and the database timeout.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub max_connections: u32,
+    /// PostgreSQL: how long getting a connection (opening one included), and then each
+    /// operation, may take before it fails with [`Error::Unavailable`] (see
+    /// [`crate::outage`]). Unused by SQLite.
+    pub timeout: Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             max_connections: 16,
+            timeout: crate::outage::DEFAULT_DATABASE_TIMEOUT,
         }
     }
 }
@@ -134,6 +139,8 @@ pub(crate) enum Db {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) db: std::sync::Arc<Db>,
+    /// [`StoreOptions::timeout`], the bound of every PostgreSQL operation.
+    pub(crate) deadline: Duration,
 }
 
 impl std::fmt::Debug for Store {
@@ -147,14 +154,18 @@ impl std::fmt::Debug for Store {
 /// once per backend, so a statement that one backend cannot run fails at test time on that
 /// backend, not silently. The body is an `async` block: `?` and `return` leave the body.
 ///
-/// * `read`: a SQLite reader connection, or the PostgreSQL pool;
+/// * `read`: a SQLite reader connection, or a PostgreSQL connection from the pool;
 /// * `write`: ONE statement ([`crate::sql::Single`]: a second one does not compile), on the
 ///   single SQLite writer (in a savepoint of the current commit group: see
-///   [`crate::sql::Sqlite`]) or the PostgreSQL pool. One statement is atomic on both, and
-///   costs no BEGIN/COMMIT round trips on PostgreSQL;
+///   [`crate::sql::Sqlite`]) or a PostgreSQL connection from the pool. One statement is
+///   atomic on both, and costs no BEGIN/COMMIT round trips on PostgreSQL;
 /// * `transaction`: all or nothing, for any number of statements; the body returns
 ///   [`crate::sql::Tx`] to keep or undo its writes (an `Err` always undoes them). SQLite: a
 ///   savepoint of the commit group; PostgreSQL: a transaction.
+///
+/// On PostgreSQL the whole body, the checkout of its connection included, is bounded by the
+/// database timeout, and a connection whose body did not run to its end is closed, not
+/// returned to the pool ([`crate::outage`]).
 macro_rules! on_db {
     ($store:expr, read, |$c:ident| $body:expr) => {
         match &*$store.db {
@@ -165,9 +176,17 @@ macro_rules! on_db {
                 r
             }
             $crate::db::Db::Postgres(pool) => {
-                let $c = &mut $crate::sql::Pg::Pool(pool);
-                let r: Result<_, tessera_core::Error> = async { $body }.await;
-                r
+                $crate::outage::bounded($store.deadline, async {
+                    let mut conn = $crate::outage::Checkout::acquire(pool).await?;
+                    let r: Result<_, tessera_core::Error> = async {
+                        let $c = &mut $crate::sql::Pg(conn.conn());
+                        $body
+                    }
+                    .await;
+                    conn.finish();
+                    r
+                })
+                .await
             }
         }
     };
@@ -185,10 +204,18 @@ macro_rules! on_db {
                 lite.settle(out, ticket).await
             }
             $crate::db::Db::Postgres(pool) => {
-                let mut conn = $crate::sql::Pg::Pool(pool);
-                let $c = $crate::sql::Single(&mut conn);
-                let r: Result<_, tessera_core::Error> = async { $body }.await;
-                r
+                $crate::outage::bounded($store.deadline, async {
+                    let mut conn = $crate::outage::Checkout::acquire(pool).await?;
+                    let r: Result<_, tessera_core::Error> = async {
+                        let mut pg = $crate::sql::Pg(conn.conn());
+                        let $c = $crate::sql::Single(&mut pg);
+                        $body
+                    }
+                    .await;
+                    conn.finish();
+                    r
+                })
+                .await
             }
         }
     };
@@ -205,31 +232,44 @@ macro_rules! on_db {
                 lite.settle(out, ticket).await
             }
             $crate::db::Db::Postgres(pool) => {
-                let mut tx = pool.begin().await.map_err($crate::db::internal)?;
-                let r: Result<$crate::sql::Tx<_>, tessera_core::Error> = async {
-                    let $c = &mut $crate::sql::Pg::Tx(&mut tx);
-                    $body
-                }
-                .await;
-                match r {
-                    Ok($crate::sql::Tx::Commit(v)) => {
-                        tx.commit().await.map_err($crate::db::internal)?;
-                        Ok(v)
+                $crate::outage::bounded($store.deadline, async {
+                    let mut conn = $crate::outage::Checkout::acquire(pool).await?;
+                    let r: Result<_, tessera_core::Error> = async {
+                        let mut tx = sqlx::Connection::begin(conn.conn())
+                            .await
+                            .map_err($crate::db::internal)?;
+                        let r: Result<$crate::sql::Tx<_>, tessera_core::Error> = async {
+                            let $c = &mut $crate::sql::Pg(&mut tx);
+                            $body
+                        }
+                        .await;
+                        match r {
+                            Ok($crate::sql::Tx::Commit(v)) => {
+                                tx.commit().await.map_err($crate::db::internal)?;
+                                Ok(v)
+                            }
+                            Ok($crate::sql::Tx::Rollback(v)) => {
+                                tx.rollback().await.map_err($crate::db::internal)?;
+                                Ok(v)
+                            }
+                            Err(e) => Err(e),
+                        }
                     }
-                    Ok($crate::sql::Tx::Rollback(v)) => {
-                        tx.rollback().await.map_err($crate::db::internal)?;
-                        Ok(v)
-                    }
-                    Err(e) => Err(e),
-                }
+                    .await;
+                    conn.finish();
+                    r
+                })
+                .await
             }
         }
     };
 }
 pub(crate) use on_db;
 
+/// A sqlx error as [`Error::Internal`], or [`Error::Unavailable`] when the database is out
+/// of reach ([`crate::outage::db_error`]).
 pub(crate) fn internal(e: sqlx::Error) -> Error {
-    Error::Internal(format!("database: {e}"))
+    crate::outage::db_error(e)
 }
 
 impl Store {
@@ -251,13 +291,22 @@ impl Store {
     async fn open(url: &DatabaseUrl, opts: &StoreOptions, create: bool) -> Result<Self, Error> {
         let db = match url.kind() {
             DbKind::Postgres => {
+                // Unreachable at start is an error, not a wait: the operator sees the cause at
+                // once, and a supervisor (systemd, Kubernetes) restarts the process anyway.
                 let pool = PgPoolOptions::new()
                     .max_connections(opts.max_connections)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(opts.timeout)
                     .connect(url.expose())
                     .await
                     .map_err(|e| {
-                        Error::Internal(format!("cannot connect to PostgreSQL at {url}: {e}"))
+                        let why = match e {
+                            sqlx::Error::PoolTimedOut => format!(
+                                "no connection within {} s (is it running, and reachable from here? the wait is --database-timeout-seconds)",
+                                opts.timeout.as_secs_f32()
+                            ),
+                            e => e.to_string(),
+                        };
+                        Error::Internal(format!("cannot connect to PostgreSQL at {url}: {why}"))
                     })?;
                 // Backend-specific on purpose: the catalogue query differs, and it must run
                 // before the migrations, which would otherwise create the tables.
@@ -301,6 +350,7 @@ impl Store {
         };
         Ok(Store {
             db: std::sync::Arc::new(db),
+            deadline: opts.timeout,
         })
     }
 
@@ -319,10 +369,11 @@ impl Store {
         }
     }
 
-    /// Cheap readiness probe.
+    /// Cheap readiness probe: one round trip on PostgreSQL, bounded by the database timeout.
     pub async fn ping(&self) -> Result<(), Error> {
         on_db!(self, read, |c| {
-            let _: i64 = c.one("SELECT 1", &[]).await?;
+            // BIGINT: PostgreSQL types a bare `1` as INT4, which does not decode as i64.
+            let _: i64 = c.one("SELECT CAST(1 AS BIGINT)", &[]).await?;
             Ok(())
         })
     }

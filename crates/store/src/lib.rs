@@ -17,6 +17,7 @@ mod db;
 mod keys;
 pub mod list;
 mod mfa;
+mod outage;
 mod prune;
 mod queries;
 mod rows;
@@ -32,6 +33,7 @@ pub use mfa::{
     challenge_refusal, AttemptKind, FactorGuardRow, FactorLockRow, Refusal, Rejection,
     VerificationRows, VerifyAttempt, VerifyOutcome,
 };
+pub use outage::DEFAULT_DATABASE_TIMEOUT;
 pub use prune::{PruneCutoffs, Pruned};
 pub use queries::MetadataMerge;
 pub use rows::*;

@@ -267,7 +267,7 @@ impl FromRow for PgVerifyRow {
 /// (`crates/store/sql/verify_attempt.pgsql`), one round trip instead of eight. The call
 /// names its arguments, so their order here cannot silently drift from the function's.
 async fn verify_attempt_pg(
-    pool: &sqlx::PgPool,
+    conn: &mut sqlx::PgConnection,
     a: &VerifyAttempt<'_>,
     event: &(dyn Fn(AttemptKind) -> EventRow + Sync),
 ) -> Result<VerifyOutcome, Error> {
@@ -276,7 +276,7 @@ async fn verify_attempt_pg(
          p_now => $6, p_max_attempts => $7, p_factor_interval => $8, p_factor_window => $9, \
          p_user_interval => $10, p_user_window => $11, p_lock_after => $12, p_events => $13::jsonb)";
     let events = events_json(event);
-    let row: PgVerifyRow = Pg::Pool(pool)
+    let row: PgVerifyRow = Pg(conn)
         .one(
             SQL,
             args![
@@ -317,7 +317,14 @@ impl Store {
         event: &(dyn Fn(AttemptKind) -> EventRow + Sync),
     ) -> Result<VerifyOutcome, Error> {
         if let crate::db::Db::Postgres(pool) = &*self.db {
-            return verify_attempt_pg(pool, a, event).await;
+            // Not through `on_db!`: SQLite has no such function. Bounded the same way.
+            return crate::outage::bounded(self.deadline, async {
+                let mut conn = crate::outage::Checkout::acquire(pool).await?;
+                let r = verify_attempt_pg(conn.conn(), a, event).await;
+                conn.finish();
+                r
+            })
+            .await;
         }
         let (step, tat, challenge) = on_db!(self, transaction, |c| {
             let rollback = |step, tat| Ok(Tx::Rollback((step, tat, None)));

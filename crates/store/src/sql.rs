@@ -20,21 +20,28 @@ use std::time::Duration;
 
 use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
-use sqlx::postgres::{PgArguments, PgPool, PgRow};
+use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{PgConnection, Postgres};
 use tessera_core::Error;
 
-/// A failed statement. Converts into [`Error::Internal`]; callers that expect a constraint
-/// violation look at `unique` first.
+/// A failed statement. Converts into [`Error::Internal`], or [`Error::Unavailable`] when the
+/// database could not be reached; callers that expect a constraint violation look at
+/// `unique` first.
 #[derive(Debug)]
 pub(crate) struct DbError {
     pub unique: bool,
+    /// The database is out of reach (see [`crate::outage::is_unavailable`]).
+    pub unavailable: bool,
     pub message: String,
 }
 
 impl From<DbError> for Error {
     fn from(e: DbError) -> Self {
-        Error::Internal(format!("database: {}", e.message))
+        if e.unavailable {
+            Error::Unavailable(format!("database: {}", e.message))
+        } else {
+            Error::Internal(format!("database: {}", e.message))
+        }
     }
 }
 
@@ -46,6 +53,7 @@ impl From<rusqlite::Error> for DbError {
             .is_some_and(|f| matches!(f.extended_code, 2067 | 1555));
         DbError {
             unique,
+            unavailable: false,
             message: e.to_string(),
         }
     }
@@ -60,7 +68,11 @@ impl From<sqlx::Error> for DbError {
             ),
             _ => (false, e.to_string()),
         };
-        DbError { unique, message }
+        DbError {
+            unique,
+            unavailable: crate::outage::is_unavailable(&e),
+            message,
+        }
     }
 }
 
@@ -670,6 +682,7 @@ impl<'c> Lite<'c> {
             .next()
             .ok_or_else(|| DbError {
                 unique: false,
+                unavailable: false,
                 message: "no rows returned by a query that expected one".into(),
             })
     }
@@ -722,11 +735,9 @@ single_statement!(Pg<'_>);
 
 // ---- PostgreSQL --------------------------------------------------------------------------
 
-/// A PostgreSQL pool, or one transaction's connection.
-pub(crate) enum Pg<'c> {
-    Pool(&'c PgPool),
-    Tx(&'c mut PgConnection),
-}
+/// One PostgreSQL connection: checked out for one body ([`crate::outage::Checkout`]), or a
+/// transaction's.
+pub(crate) struct Pg<'c>(pub(crate) &'c mut PgConnection);
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 
@@ -745,11 +756,7 @@ fn bind<'q>(mut q: PgQuery<'q>, args: &[Arg<'q>]) -> PgQuery<'q> {
 impl Pg<'_> {
     pub(crate) async fn exec(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, DbError> {
         let q = bind(sqlx::query(sql), args);
-        let done = match self {
-            Pg::Pool(p) => q.execute(*p).await?,
-            Pg::Tx(c) => q.execute(&mut **c).await?,
-        };
-        Ok(done.rows_affected())
+        Ok(q.execute(&mut *self.0).await?.rows_affected())
     }
 
     pub(crate) async fn all<T: FromRow>(
@@ -758,10 +765,7 @@ impl Pg<'_> {
         args: &[Arg<'_>],
     ) -> Result<Vec<T>, DbError> {
         let q = bind(sqlx::query(sql), args);
-        let rows = match self {
-            Pg::Pool(p) => q.fetch_all(*p).await?,
-            Pg::Tx(c) => q.fetch_all(&mut **c).await?,
-        };
+        let rows = q.fetch_all(&mut *self.0).await?;
         rows.iter().map(|r| T::from_cols(r, 0)).collect()
     }
 
@@ -771,10 +775,7 @@ impl Pg<'_> {
         args: &[Arg<'_>],
     ) -> Result<Option<T>, DbError> {
         let q = bind(sqlx::query(sql), args);
-        let row = match self {
-            Pg::Pool(p) => q.fetch_optional(*p).await?,
-            Pg::Tx(c) => q.fetch_optional(&mut **c).await?,
-        };
+        let row = q.fetch_optional(&mut *self.0).await?;
         row.map(|r| T::from_cols(&r, 0)).transpose()
     }
 
@@ -784,10 +785,7 @@ impl Pg<'_> {
         args: &[Arg<'_>],
     ) -> Result<T, DbError> {
         let q = bind(sqlx::query(sql), args);
-        let row = match self {
-            Pg::Pool(p) => q.fetch_one(*p).await?,
-            Pg::Tx(c) => q.fetch_one(&mut **c).await?,
-        };
+        let row = q.fetch_one(&mut *self.0).await?;
         T::from_cols(&row, 0)
     }
 }

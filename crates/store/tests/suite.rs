@@ -702,6 +702,29 @@ async fn send_and_password_limits_stop_at_their_count() {
     }
 }
 
+/// The readiness probe behind `/health` answers on both backends (it used to decode
+/// PostgreSQL's INT4 `1` as i64 and fail there), and a PostgreSQL pool that can give no
+/// connection is "unavailable" (a 503), not an internal error (a 500).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readiness_probe_answers_and_a_pool_without_connections_is_unavailable() {
+    for b in backends().await {
+        let name = b.name;
+        b.store
+            .ping()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let store = b.store.clone();
+        b.close().await;
+        if name == "postgres" {
+            let e = store.ping().await.unwrap_err();
+            assert!(
+                matches!(e, tessera_core::Error::Unavailable(_)),
+                "{name}: {e:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 #[should_panic(expected = "not reachable")]
 async fn an_unreachable_test_database_fails_instead_of_skipping() {

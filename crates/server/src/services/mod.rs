@@ -7,6 +7,7 @@ pub mod authkit;
 pub mod dashboard;
 pub mod events;
 pub mod factors;
+pub mod health;
 pub mod mfa;
 pub mod sessions;
 pub mod signin;

@@ -205,6 +205,15 @@ pub fn describe(e: &Error) -> (StatusCode, &'static str, String) {
             "Not signed in",
             "Please sign in again.".into(),
         ),
+        Error::Unavailable(detail) => {
+            tracing::warn!(error = %detail, "database unavailable on a page");
+            (
+                S::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "The service cannot reach its database right now. Please try again in a moment."
+                    .into(),
+            )
+        }
         Error::Internal(detail) => {
             tracing::error!(error = %detail, "internal error on a page");
             (

@@ -22,6 +22,7 @@ mod logs;
 mod mfa;
 mod nodes;
 mod openapi;
+mod outage;
 mod readme;
 mod sdk;
 mod sdk_wire;

@@ -92,9 +92,15 @@ async fn ensure_template(c: &mut sqlx::PgConnection, admin_url: &str) -> String 
         run(c, &format!("DROP DATABASE IF EXISTS {build} WITH (FORCE)")).await;
         run(c, &format!("CREATE DATABASE {build}")).await;
         let url = DatabaseUrl::parse(&url_of(admin_url, &build)).unwrap();
-        let store = Store::connect(&url, &StoreOptions { max_connections: 1 })
-            .await
-            .expect("the template migrates");
+        let store = Store::connect(
+            &url,
+            &StoreOptions {
+                max_connections: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("the template migrates");
         store.close().await;
         // A closed pool's backends may linger a moment; the rename needs them gone.
         sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
