@@ -170,7 +170,7 @@ pub async fn open_existing_store(config: &Config) -> anyhow::Result<(Store, Stri
     }
 }
 
-const KEY_CHECK_PURPOSE: &str = "master_key_check";
+pub const KEY_CHECK_PURPOSE: &str = "master_key_check";
 const KEY_CHECK_ROW: &str = "1";
 const KEY_CHECK_TEXT: &[u8] = b"tessera master key check v1";
 

@@ -12,18 +12,21 @@
 
 mod admin;
 mod authkit;
+mod backup;
 mod db;
 mod keys;
 pub mod list;
 mod mfa;
 mod prune;
 mod queries;
+mod reseal;
 mod rows;
 mod signin;
 mod sql;
 
 pub use admin::{AdminRow, AdminSessionRow};
 pub use authkit::{AuthCodeRow, BrowserSession, NewSession, SessionRow};
+pub use backup::backup_sqlite;
 pub use db::{loosely_permitted_files, DatabaseUrl, DbKind, Store, StoreOptions};
 pub use keys::SealedSample;
 pub use list::{ListParams, Order, Page};
@@ -33,5 +36,6 @@ pub use mfa::{
 };
 pub use prune::{PruneCutoffs, Pruned};
 pub use queries::MetadataMerge;
+pub use reseal::{Reseal, SealKind, SealedColumn, SealedRow};
 pub use rows::*;
 pub use signin::{NextRefresh, RefreshOutcome, RefreshTokenRow, SigningKeyRow};

@@ -6,6 +6,7 @@ pub mod authkit;
 pub mod dashboard;
 pub mod events;
 pub mod factors;
+pub mod master_key;
 pub mod mfa;
 pub mod sessions;
 pub mod signin;
