@@ -121,6 +121,7 @@ fn open(keys: &KeyRing, col: &SealedColumn, row: &SealedRow) -> Result<(), SealE
 pub async fn check_every_value_opens(
     store: &Store,
     keys: &KeyRing,
+    batch: i64,
 ) -> Result<Vec<Unopenable>, Error> {
     let mut refused = Vec::new();
     for col in SEALED_COLUMNS {
@@ -133,7 +134,7 @@ pub async fn check_every_value_opens(
             SealKind::MasterKey => {
                 let mut after = String::new();
                 loop {
-                    let rows = store.sealed_rows_after(col, &after, None, BATCH).await?;
+                    let rows = store.sealed_rows_after(col, &after, None, batch).await?;
                     for row in &rows {
                         match open(keys, col, row) {
                             Ok(()) => {}
@@ -147,7 +148,7 @@ pub async fn check_every_value_opens(
                         }
                     }
                     match rows.last() {
-                        Some(last) if to_u64(BATCH) == rows.len() as u64 => {
+                        Some(last) if to_u64(batch) == rows.len() as u64 => {
                             after.clone_from(&last.id)
                         }
                         _ => break,
@@ -168,7 +169,18 @@ pub async fn check_every_value_opens(
 /// Seals every value again under the current key of `keys`, column by column (see the module
 /// header). Refuses, changing nothing, when any value cannot be opened.
 pub async fn rotate(store: &Store, keys: &KeyRing, now: Timestamp) -> Result<RotateOutcome, Error> {
-    let refused = check_every_value_opens(store, keys).await?;
+    rotate_in_batches(store, keys, now, BATCH).await
+}
+
+/// [`rotate`] with `batch` rows per read and per transaction (tests use small batches).
+pub async fn rotate_in_batches(
+    store: &Store,
+    keys: &KeyRing,
+    now: Timestamp,
+    batch: i64,
+) -> Result<RotateOutcome, Error> {
+    let batch = batch.max(1);
+    let refused = check_every_value_opens(store, keys, batch).await?;
     if !refused.is_empty() {
         return Ok(RotateOutcome::Refused(refused));
     }
@@ -187,7 +199,7 @@ pub async fn rotate(store: &Store, keys: &KeyRing, now: Timestamp) -> Result<Rot
             .map(|(_, n)| to_u64(*n))
             .sum();
         match col.kind {
-            SealKind::MasterKey => reseal_column(store, keys, col, &mut report).await?,
+            SealKind::MasterKey => reseal_column(store, keys, col, batch, &mut report).await?,
             SealKind::WithClientSecret { .. } => {
                 report.erased_expired = store.erase_expired_sealed(col, now.millis()).await?;
                 report.live_until = store.latest_live_sealed_until(col, current).await?;
@@ -209,13 +221,14 @@ async fn reseal_column(
     store: &Store,
     keys: &KeyRing,
     col: &SealedColumn,
+    batch: i64,
     report: &mut ColumnReport,
 ) -> Result<(), Error> {
     let current = keys.current_key_id();
     let mut after = String::new();
     loop {
         let rows = store
-            .sealed_rows_after(col, &after, Some(current), BATCH)
+            .sealed_rows_after(col, &after, Some(current), batch)
             .await?;
         let mut sealed = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -252,7 +265,7 @@ async fn reseal_column(
         report.resealed += changed;
         report.changed_meanwhile += updates.len() as u64 - changed;
         match rows.last() {
-            Some(last) if to_u64(BATCH) == rows.len() as u64 => after.clone_from(&last.id),
+            Some(last) if to_u64(batch) == rows.len() as u64 => after.clone_from(&last.id),
             _ => return Ok(()),
         }
     }

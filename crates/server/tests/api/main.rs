@@ -16,6 +16,7 @@ mod dashboard;
 mod events;
 mod factors;
 mod hardening_users;
+mod master_key;
 mod mfa;
 mod openapi;
 mod readme;
