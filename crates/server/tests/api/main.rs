@@ -8,6 +8,7 @@ mod hosted;
 mod hostile;
 
 mod authkit;
+mod backup;
 mod basics;
 mod browser;
 mod cli;
