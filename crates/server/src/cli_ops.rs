@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use tessera_core::{Clock, Timestamp};
-use tessera_store::DbKind;
 
 use crate::services::master_key::{self, RotateOutcome};
 use crate::Config;
@@ -134,9 +133,11 @@ pub async fn backup(config: &Config, dest: &Path, force: bool) -> anyhow::Result
             "`tessera backup` copies SQLite databases. Back up PostgreSQL with its own tools, e.g. `pg_dump --format=custom --file=tessera.dump \"$TESSERA_DATABASE_URL\"` (restore with pg_restore), and keep TESSERA_MASTER_KEY (and TESSERA_OLD_MASTER_KEYS) apart from the dump: see docs/operations.md"
         );
     };
-    debug_assert_eq!(config.database_url.kind(), DbKind::Sqlite);
-    let (store, _) = crate::startup::open_existing_store(config).await?;
-    store.close().await;
+    // Not through the Store: a backup only reads (no migration of the live database, and no
+    // checkpoint at close waiting for the servers' readers).
+    tessera_store::check_sqlite_database(&db_path)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let dest = std::path::absolute(dest)?;
     if std::fs::symlink_metadata(&dest).is_ok() {
         if !force {

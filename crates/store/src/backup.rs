@@ -21,7 +21,51 @@ pub async fn backup_sqlite(source: &Path, dest: &Path) -> Result<u64, Error> {
         .map_err(|e| Error::Internal(format!("the backup task failed: {e}")))?
 }
 
+/// Checks that `source` is a SQLite database Tessera has set up, without changing it (no
+/// migration: a backup taken by a newer binary must not alter the live database).
+pub async fn check_sqlite_database(source: &Path) -> Result<(), Error> {
+    let source = source.to_owned();
+    tokio::task::spawn_blocking(move || open_source(&source).map(drop))
+        .await
+        .map_err(|e| Error::Internal(format!("the backup task failed: {e}")))?
+}
+
+/// A read-only connection to an existing Tessera database.
+fn open_source(source: &Path) -> Result<rusqlite::Connection, Error> {
+    let abs = std::path::absolute(source).unwrap_or_else(|_| source.to_owned());
+    if !source.is_file() {
+        return Err(Error::Internal(format!(
+            "no database at {} (run `tessera serve` or `tessera init` there once to create it, or pass --database-url)",
+            abs.display()
+        )));
+    }
+    let fail = |e: rusqlite::Error| {
+        Error::Internal(format!(
+            "cannot read the SQLite database {}: {e}",
+            abs.display()
+        ))
+    };
+    let conn = rusqlite::Connection::open_with_flags(
+        source,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(fail)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(fail)?;
+    let set_up: Result<i64, _> =
+        conn.query_row("SELECT COUNT(*) FROM environment", [], |r| r.get(0));
+    if !matches!(set_up, Ok(1..)) {
+        return Err(Error::Internal(format!(
+            "the SQLite database {} has not been set up by Tessera (run `tessera serve` or `tessera init` with it once)",
+            abs.display()
+        )));
+    }
+    Ok(conn)
+}
+
 fn vacuum_into(source: &Path, dest: &Path) -> Result<u64, Error> {
+    // Before the destination is created: a wrong source leaves nothing behind.
+    let conn = open_source(source)?;
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         Error::Internal(format!("cannot {what} {}: {e}", dest.display()))
     };
@@ -36,13 +80,6 @@ fn vacuum_into(source: &Path, dest: &Path) -> Result<u64, Error> {
     }
     opts.open(dest).map_err(|e| fail("create", &e))?;
     let copied = (|| {
-        let conn = rusqlite::Connection::open_with_flags(
-            source,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| fail("read the database for", &e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| fail("read the database for", &e))?;
         let dest_text = dest
             .to_str()
             .ok_or_else(|| fail("name", &"the path is not UTF-8"))?;

@@ -26,7 +26,7 @@ mod sql;
 
 pub use admin::{AdminRow, AdminSessionRow};
 pub use authkit::{AuthCodeRow, BrowserSession, NewSession, SessionRow};
-pub use backup::backup_sqlite;
+pub use backup::{backup_sqlite, check_sqlite_database};
 pub use db::{loosely_permitted_files, DatabaseUrl, DbKind, Store, StoreOptions};
 pub use keys::SealedSample;
 pub use list::{ListParams, Order, Page};

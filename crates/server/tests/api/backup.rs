@@ -57,6 +57,17 @@ async fn a_backup_taken_under_write_load_is_a_consistent_snapshot_that_a_restore
     let app = Arc::new(TestApp::spawn(Backend::Sqlite).await.unwrap());
     let db_path = app.db.url.sqlite_path().unwrap();
     let dir = db_path.parent().unwrap().to_owned();
+    // A reader holding an old snapshot (a long listing, an operator's sqlite3 shell) keeps
+    // every later write in the WAL, uncheckpointed: a copy of the database file alone would
+    // miss them all.
+    let mut reader = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db_path.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+    let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
     let first = user_with_factor(&app, "first@example.com").await;
 
     // Four writers create users and enrol them until told to stop; each finished pair is
@@ -102,6 +113,7 @@ async fn a_backup_taken_under_write_load_is_a_consistent_snapshot_that_a_restore
     };
     let after: Vec<_> = done.lock().unwrap().clone();
     stop.store(true, Ordering::Relaxed);
+    reader.close().await.unwrap();
     let mut started = 0;
     for w in writers {
         started += w.await.unwrap();
