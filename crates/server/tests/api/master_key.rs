@@ -395,9 +395,9 @@ async fn a_rotation_in_small_batches_beside_parallel_enrolments_and_deletions_le
         })
     };
     let mut tasks = vec![];
-    for i in 0..20 {
+    for (i, (deleted, _)) in under_a.iter().take(20).enumerate() {
         let app = app.clone();
-        let deleted = under_a[i].0.clone();
+        let deleted = deleted.clone();
         tasks.push(tokio::spawn(async move {
             if i % 2 == 0 {
                 let (s, _) = app.delete(&format!("/auth/factors/{deleted}")).await;
