@@ -460,3 +460,32 @@ async fn a_rotation_in_small_batches_beside_parallel_enrolments_and_deletions_le
     }
     Arc::try_unwrap(app).ok().unwrap().stop().await;
 }
+
+#[test]
+fn rotate_refuses_a_missing_database_and_creates_no_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["master-key", "rotate"])
+        .current_dir(&root)
+        .env_remove("TESSERA_DATABASE_URL")
+        .env_remove("TESSERA_MASTER_KEY")
+        .env_remove("TESSERA_OLD_MASTER_KEYS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "no database at {}",
+            root.join("tessera.db").display()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(&root).unwrap().count(),
+        0,
+        "no database, no key file"
+    );
+}
