@@ -79,6 +79,19 @@ enum Command {
     /// Authentication factors (lockout after consecutive failed verifications).
     #[command(subcommand)]
     Factors(FactorsCommand),
+    /// The master key that seals secrets at rest.
+    #[command(subcommand, name = "master-key")]
+    MasterKey(MasterKeyCommand),
+    /// Write a consistent copy of the SQLite database to PATH (mode 0600) while servers keep
+    /// running. The copy holds no master key: keep the key file (or TESSERA_MASTER_KEY) too.
+    /// PostgreSQL: use pg_dump.
+    Backup {
+        /// The file to write; it must not exist (unless --force).
+        path: std::path::PathBuf,
+        /// Replace PATH if it exists (never the database itself or its key file).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 // ---- redirect-uris (hosted sign-in) --------------------------------------------------------
@@ -156,6 +169,14 @@ async fn factors(config: &Config, clock: &dyn Clock, cmd: FactorsCommand) -> any
 }
 
 // ---- end of `tessera factors` -------------------------------------------------------------
+
+#[derive(Debug, Subcommand)]
+enum MasterKeyCommand {
+    /// Seal every secret again under the current master key (TESSERA_MASTER_KEY or the key
+    /// file), while servers run, so that old keys can leave TESSERA_OLD_MASTER_KEYS. Refuses,
+    /// changing nothing, if any secret does not open with the configured keys.
+    Rotate,
+}
 
 #[derive(Debug, Subcommand)]
 enum SettingsCommand {
@@ -501,6 +522,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Factors(cmd) => factors(&config, clock.as_ref(), cmd).await,
+        Command::MasterKey(MasterKeyCommand::Rotate) => {
+            crate::cli_ops::rotate_master_key(&config, clock.as_ref()).await
+        }
+        Command::Backup { path, force } => crate::cli_ops::backup(&config, &path, force).await,
         Command::ClientId => {
             let (store, client_id) = crate::startup::open_existing_store(&config).await?;
             store.close().await;
@@ -511,7 +536,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Says on stderr which database a command changed (stdout stays for keys and ids).
-fn changed(config: &Config) {
+pub(crate) fn changed(config: &Config) {
     eprintln!("changed: {}", config.database_url.describe());
 }
 

@@ -8,6 +8,7 @@
 //! their own beside the documented API.
 
 pub mod cli;
+pub mod cli_ops;
 pub mod config;
 pub mod error;
 pub mod extract;

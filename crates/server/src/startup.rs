@@ -172,7 +172,7 @@ pub async fn open_existing_store(config: &Config) -> anyhow::Result<(Store, Stri
     }
 }
 
-const KEY_CHECK_PURPOSE: &str = "master_key_check";
+pub const KEY_CHECK_PURPOSE: &str = "master_key_check";
 const KEY_CHECK_ROW: &str = "1";
 const KEY_CHECK_TEXT: &[u8] = b"tessera master key check v1";
 
@@ -226,7 +226,7 @@ pub async fn verify_master_key(store: &Store, keys: &KeyRing, now: i64) -> anyho
         };
         if !right {
             bail!(
-                "the master key does not open this database's sealed data: {what} was sealed by master key {sealed_by}, and this server holds {held} (TESSERA_MASTER_KEY, or the SQLite key file, then TESSERA_OLD_MASTER_KEYS). Start with the key this database was created with; after a master-key rotation keep the previous key in TESSERA_OLD_MASTER_KEYS until the signing key has been rotated (`tessera signing-keys rotate`). Nothing was changed.",
+                "the master key does not open this database's sealed data: {what} was sealed by master key {sealed_by}, and this server holds {held} (TESSERA_MASTER_KEY, or the SQLite key file, then TESSERA_OLD_MASTER_KEYS). Start with the key this database was created with; after a master-key rotation keep the previous key in TESSERA_OLD_MASTER_KEYS until `tessera master-key rotate` has sealed every secret under the new one. Nothing was changed.",
                 sealed_by = s.key_id,
                 held = keys.key_ids().join(", "),
             );

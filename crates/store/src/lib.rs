@@ -13,6 +13,7 @@
 mod admin;
 mod authkit;
 mod challenge_events;
+mod backup;
 mod db;
 mod keys;
 pub mod list;
@@ -20,12 +21,14 @@ mod mfa;
 mod outage;
 mod prune;
 mod queries;
+mod reseal;
 mod rows;
 mod signin;
 mod sql;
 
 pub use admin::{AdminRow, AdminSessionRow};
 pub use authkit::{AuthCodeRow, BrowserSession, NewSession, SessionRow};
+pub use backup::{backup_sqlite, check_sqlite_database};
 pub use db::{loosely_permitted_files, DatabaseUrl, DbKind, Store, StoreOptions};
 pub use keys::SealedSample;
 pub use list::{ListParams, Order, Page};
@@ -36,5 +39,6 @@ pub use mfa::{
 pub use outage::DEFAULT_DATABASE_TIMEOUT;
 pub use prune::{PruneCutoffs, Pruned};
 pub use queries::MetadataMerge;
+pub use reseal::{Reseal, SealKind, SealedColumn, SealedRow};
 pub use rows::*;
 pub use signin::{NextRefresh, RefreshOutcome, RefreshTokenRow, SigningKeyRow};

@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod events;
 pub mod factors;
 pub mod health;
+pub mod master_key;
 pub mod mfa;
 pub mod sessions;
 pub mod signin;

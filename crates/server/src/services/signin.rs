@@ -611,7 +611,7 @@ async fn access_token(state: &AppState, user_id: &str, session_id: &str) -> Resu
 }
 
 /// Seal purpose of the answer kept for refresh retries within the grace.
-const REFRESH_GRACE_PURPOSE: &str = "refresh_grace";
+pub const REFRESH_GRACE_PURPOSE: &str = "refresh_grace";
 
 /// The answer of a rotation, as sealed for retries.
 #[derive(Serialize, Deserialize)]

@@ -9,6 +9,7 @@ mod hosted;
 mod hostile;
 
 mod authkit;
+mod backup;
 mod basics;
 mod browser;
 mod cli;
@@ -19,6 +20,7 @@ mod events;
 mod factors;
 mod hardening_users;
 mod logs;
+mod master_key;
 mod mfa;
 mod nodes;
 mod openapi;
