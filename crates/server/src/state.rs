@@ -23,6 +23,8 @@ pub struct AppState {
     pub password_memory: Arc<tessera_core::password::BlockPool>,
     pub sms: crate::sms::SmsSender,
     pub api_keys: Arc<ApiKeyCache>,
+    /// This application's Prometheus metrics (its own registry: see [`crate::metrics`]).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// API keys recently read from the database, by lookup part: `(key id, SHA-256 of the key,

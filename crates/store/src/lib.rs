@@ -21,6 +21,7 @@ mod queries;
 mod rows;
 mod signin;
 mod sql;
+mod stats;
 
 pub use admin::{AdminRow, AdminSessionRow};
 pub use authkit::{AuthCodeRow, BrowserSession, NewSession, SessionRow};
@@ -35,3 +36,4 @@ pub use prune::{PruneCutoffs, Pruned};
 pub use queries::MetadataMerge;
 pub use rows::*;
 pub use signin::{NextRefresh, RefreshOutcome, RefreshTokenRow, SigningKeyRow};
+pub use stats::PoolStats;

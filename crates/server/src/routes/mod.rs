@@ -1,5 +1,5 @@
 //! The router: one module per resource, each exposing `router()`, merged here with the
-//! cross-cutting layers (request ids, body limit, panic catcher, JSON fallbacks).
+//! cross-cutting layers (request ids, body limit, panic catcher, metrics, JSON fallbacks).
 
 pub mod docs;
 pub mod events;
@@ -61,6 +61,7 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = state.config.body_limit_bytes;
     let body_timeout = state.config.request_timeout;
+    let metrics = crate::metrics::HttpMetricsLayer::new(state.metrics.clone());
     routes
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -79,6 +80,9 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
                 ApiError::Panic.into_response()
             },
         ))
+        // Outside the panic catcher, so a panic counts as the 500 it is answered with; a
+        // `Router` layer wraps each route after routing, so it sees the route's template.
+        .layer(metrics)
         // Every response carries X-Request-ID (SDKs copy it into their exceptions): the
         // client's own if it sent one, otherwise a fresh UUID.
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

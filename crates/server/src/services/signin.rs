@@ -198,7 +198,23 @@ fn effective_meta(req: &AuthenticateRequest, meta: &RequestMeta) -> Result<Reque
     })
 }
 
+/// `POST /user_management/authenticate`, counted by grant and outcome.
 pub async fn authenticate(
+    state: &AppState,
+    req: AuthenticateRequest,
+    meta: &RequestMeta,
+) -> Result<AuthenticateResponse, Error> {
+    let grant = crate::metrics::Grant::of_grant_type(req.grant_type.as_deref().unwrap_or(""));
+    let r = authenticate_grant(state, req, meta).await;
+    if let Some(grant) = grant {
+        state
+            .metrics
+            .sign_in(grant, crate::metrics::SignInResult::of(&r));
+    }
+    r
+}
+
+async fn authenticate_grant(
     state: &AppState,
     req: AuthenticateRequest,
     meta: &RequestMeta,

@@ -24,6 +24,7 @@ use super::cookie;
 use super::csrf::CsrfToken;
 use super::form::Form;
 use super::page::{self, Layout, TotpSetup, WebError};
+use crate::metrics::{Grant, SignInResult};
 use crate::routes::mfa::Meta;
 use crate::services::authkit::{self, AuthorizeQuery, AuthorizeRequest, BROWSER_COOKIE};
 use crate::services::events::RequestMeta;
@@ -210,7 +211,15 @@ async fn password(
     // The connection's address is the end user's here (the browser talks to us directly), so
     // the per-IP limit applies.
     let ip = meta.ip_address.clone();
-    match signin::check_password(&state, &f.email, &f.password, ip.as_deref(), &meta).await {
+    let checked_password =
+        signin::check_password(&state, &f.email, &f.password, ip.as_deref(), &meta).await;
+    let result = match &checked_password {
+        Ok((_, PasswordStep::Done)) => SignInResult::Success,
+        Ok(_) => SignInResult::MfaRequired,
+        Err(e) => SignInResult::of_error(e),
+    };
+    state.metrics.sign_in(Grant::HostedPassword, result);
+    match checked_password {
         Ok((user, step)) => {
             after_password(&state, &req, f.authz, user, step, &csrf, &meta, &headers).await
         }
@@ -459,7 +468,11 @@ async fn totp_code(
 ) -> WebResult {
     let req = checked(&state, &f.authz).await?;
     let code = digits(&f.code);
-    match signin::complete_totp(&state, &f.pending, &f.challenge, &code, &meta).await {
+    let completed = signin::complete_totp(&state, &f.pending, &f.challenge, &code, &meta).await;
+    state
+        .metrics
+        .sign_in(Grant::HostedTotp, SignInResult::of(&completed));
+    match completed {
         Ok(user) => finish(&state, &req, &user.id, &meta, &headers).await,
         Err(Error::AuthenticationFailed {
             code: "invalid_one_time_code",

@@ -16,6 +16,7 @@ mod dashboard;
 mod events;
 mod factors;
 mod hardening_users;
+mod metrics;
 mod mfa;
 mod openapi;
 mod readme;
