@@ -27,7 +27,7 @@ async fn spawn(backend: Backend, change: impl FnOnce(&mut Config)) -> Option<Tes
 
 /// One scrape: each sample by its name and sorted labels.
 #[derive(Debug, Clone, Default)]
-struct Scrape(BTreeMap<(String, Vec<(String, String)>), f64>);
+pub struct Scrape(BTreeMap<(String, Vec<(String, String)>), f64>);
 
 impl Scrape {
     async fn of(app: &TestApp) -> Scrape {
@@ -44,6 +44,12 @@ impl Scrape {
             "text/plain; version=0.0.4; charset=utf-8"
         );
         Scrape::parse(&r.text().await.unwrap())
+    }
+
+    /// The metrics a server records (always, whether or not a listener serves them), read
+    /// without HTTP, for tests of servers started without `metrics_listen`.
+    pub fn of_state(state: &tessera_server::AppState) -> Scrape {
+        Scrape::parse(&state.metrics.render(state.store.pool_stats()).unwrap())
     }
 
     /// Parses the text exposition format as far as these metrics use it (no timestamps; label
@@ -99,7 +105,7 @@ impl Scrape {
     }
 
     /// A counter's value (0 when the series has not appeared yet).
-    fn count(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub fn count(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.get(name, labels).unwrap_or(0.0)
     }
 
@@ -141,6 +147,14 @@ fn wrong_code(right: &str) -> String {
     }
     .to_owned()
 }
+
+// Without a metrics listener: the counts are read from the server's state (they are
+// recorded either way), so these run on both backends through the shared macro.
+crate::on_both_backends!(
+    refused_verifications_are_counted_by_reason,
+    sign_ins_are_counted_by_grant_and_outcome,
+    parallel_verifications_of_one_code_are_counted_one_valid_and_the_rest_replayed,
+);
 
 const VERIFICATIONS: &str = "tessera_mfa_verifications_total";
 const REQUESTS: &str = "tessera_http_requests_total";
@@ -299,13 +313,11 @@ mod verification_counts_and_route_templates_reach_the_metrics_listener_only {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_verifications_are_counted_by_reason() {
-    let app = spawn(Backend::Sqlite, |_| {}).await.unwrap();
+async fn refused_verifications_are_counted_by_reason(app: TestApp) {
     let (fid, secret) = app.totp_factor(None).await;
     let right = app.totp_code(&secret, 0);
     let wrong = wrong_code(&right);
-    let before = Scrape::of(&app).await;
+    let before = Scrape::of_state(&app.state);
 
     // 5 wrong codes use up a challenge; a 6th is refused for its attempts.
     let c = app.challenge(&fid).await;
@@ -364,7 +376,7 @@ async fn refused_verifications_are_counted_by_reason() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
-    let after = Scrape::of(&app).await;
+    let after = Scrape::of_state(&app.state);
     let expected: BTreeMap<_, _> = [
         (labels(&[("result", "invalid")]), 10.0),
         (labels(&[("result", "too_many_attempts")]), 1.0),
@@ -421,9 +433,7 @@ async fn authenticate(app: &TestApp, body: Value) -> (StatusCode, Value) {
     (r.status(), r.json().await.unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sign_ins_are_counted_by_grant_and_outcome() {
-    let app = spawn(Backend::Sqlite, |_| {}).await.unwrap();
+async fn sign_ins_are_counted_by_grant_and_outcome(app: TestApp) {
     app.create_user("plain@example.com").await;
     let u = app.create_user("mfa@example.com").await;
     let e = app
@@ -439,7 +449,7 @@ async fn sign_ins_are_counted_by_grant_and_outcome() {
         .to_owned();
     let password =
         |email: &str, pw: &str| json!({ "grant_type": "password", "email": email, "password": pw });
-    let before = Scrape::of(&app).await;
+    let before = Scrape::of_state(&app.state);
 
     let (s, _) = authenticate(&app, password("plain@example.com", "wrong password")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -477,7 +487,7 @@ async fn sign_ins_are_counted_by_grant_and_outcome() {
     let (s, _) = authenticate(&app, json!({ "grant_type": "magic" })).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
-    let after = Scrape::of(&app).await;
+    let after = Scrape::of_state(&app.state);
     let expected: BTreeMap<_, _> = [
         (labels(&[("grant", "password"), ("result", "failed")]), 1.0),
         (labels(&[("grant", "password"), ("result", "success")]), 1.0),
@@ -594,4 +604,56 @@ async fn metrics_are_off_by_default_and_never_on_the_api_address() {
             "{err}"
         );
     }
+}
+
+async fn parallel_verifications_of_one_code_are_counted_one_valid_and_the_rest_replayed(
+    app: TestApp,
+) {
+    let (fid, secret) = app.totp_factor(None).await;
+    let mut challenges = Vec::new();
+    for _ in 0..20 {
+        challenges.push(app.challenge(&fid).await["id"].as_str().unwrap().to_owned());
+    }
+    let code = app.totp_code(&secret, 0);
+    let before = Scrape::of_state(&app.state);
+    // Each request on its own task: the server handles them in parallel.
+    let mut tasks = tokio::task::JoinSet::new();
+    for cid in &challenges {
+        let request = app
+            .http
+            .post(app.url(&format!("/auth/challenges/{cid}/verify")))
+            .bearer_auth(&app.key)
+            .json(&json!({ "code": code }));
+        tasks.spawn(async move {
+            let r = request.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        });
+    }
+    let answers = tasks.join_all().await;
+    let valid = answers
+        .iter()
+        .filter(|(s, v)| *s == StatusCode::CREATED && v["valid"] == json!(true))
+        .count();
+    assert_eq!(valid, 1, "{answers:?}");
+    let after = Scrape::of_state(&app.state);
+    let expected: BTreeMap<_, _> = [
+        (labels(&[("result", "valid")]), 1.0),
+        (labels(&[("result", "replayed")]), 19.0),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(after.changes(&before, VERIFICATIONS), expected);
+    assert_eq!(
+        after.changes(&before, REQUESTS),
+        [(
+            labels(&[
+                ("method", "POST"),
+                ("route", VERIFY_ROUTE),
+                ("status", "201")
+            ]),
+            20.0
+        )]
+        .into_iter()
+        .collect()
+    );
 }
