@@ -386,6 +386,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let app = crate::routes::router(self.state.clone());
+        if let Some(addr) = self.metrics_addr() {
+            tracing::info!(address = %addr, "metrics are served at /metrics");
+        }
         tracing::info!(address = %self.local_addr(), client_id = %self.state.client_id, "tessera is listening");
         let config = &self.state.config;
         let limits = crate::serve::ServeLimits {
@@ -400,7 +403,6 @@ impl Application {
         ));
         let pruner = crate::maintenance::spawn(self.state.clone());
         let metrics = self.metrics_listener.map(|listener| {
-            tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics are served at /metrics");
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let limits = crate::serve::ServeLimits {
                 // A scraper or two, not the public: a small cap leaves the descriptors to
