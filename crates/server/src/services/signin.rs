@@ -204,13 +204,25 @@ pub async fn authenticate(
     req: AuthenticateRequest,
     meta: &RequestMeta,
 ) -> Result<AuthenticateResponse, Error> {
-    let grant = crate::metrics::Grant::of_grant_type(req.grant_type.as_deref().unwrap_or(""));
-    let r = authenticate_grant(state, req, meta).await;
-    if let Some(grant) = grant {
-        state
-            .metrics
-            .sign_in(grant, crate::metrics::SignInResult::of(&r));
+    use crate::metrics::{Grant, SignInResult};
+    let Some(grant) = Grant::of_grant_type(req.grant_type.as_deref().unwrap_or("")) else {
+        return authenticate_grant(state, req, meta).await;
+    };
+    if grant == Grant::Password {
+        // Run to the end even if the client goes away and this future is dropped: the
+        // attempt is charged and its hash cannot be stopped, so its outcome (the event, the
+        // refund, the rehash, the count) must be written too.
+        let (state, meta) = (state.clone(), meta.clone());
+        return tokio::spawn(async move {
+            let r = authenticate_grant(&state, req, &meta).await;
+            state.metrics.sign_in(grant, SignInResult::of(&r));
+            r
+        })
+        .await
+        .map_err(Error::internal)?;
     }
+    let r = authenticate_grant(state, req, meta).await;
+    state.metrics.sign_in(grant, SignInResult::of(&r));
     r
 }
 
@@ -235,15 +247,8 @@ async fn authenticate_grant(
     let api_key_id = check_client(state, &req).await?;
     let meta = effective_meta(&req, meta)?;
     match grant.as_str() {
-        "password" => {
-            // Run to the end even if the client goes away and this future is dropped: the
-            // attempt is charged and its hash cannot be stopped, so its outcome (the event,
-            // the refund, the rehash) must be written too.
-            let state = state.clone();
-            tokio::spawn(async move { password_grant(&state, &req, &meta).await })
-                .await
-                .map_err(Error::internal)?
-        }
+        // In a task of its own (see `authenticate`), so it runs to the end.
+        "password" => password_grant(state, &req, &meta).await,
         MFA_TOTP_GRANT => totp_grant(state, &req, &meta).await,
         _ => refresh_grant(state, &req, &api_key_id).await,
     }
