@@ -12,6 +12,7 @@ use tessera_store::{ListParams, NextRefresh, Order, RefreshOutcome, SigningKeyRo
 use super::events::{self, RequestMeta};
 use super::mfa::{self, VerifyRequest};
 use super::sessions::{self, SESSION_CREATED, SESSION_REVOKED};
+use crate::metrics::{Grant, SignInResult};
 use crate::views::UserView;
 use crate::AppState;
 
@@ -204,7 +205,6 @@ pub async fn authenticate(
     req: AuthenticateRequest,
     meta: &RequestMeta,
 ) -> Result<AuthenticateResponse, Error> {
-    use crate::metrics::{Grant, SignInResult};
     let Some(grant) = Grant::of_grant_type(req.grant_type.as_deref().unwrap_or("")) else {
         return authenticate_grant(state, req, meta).await;
     };
@@ -358,9 +358,20 @@ pub async fn check_password(
         limit_ip.map(str::to_owned),
         meta.clone(),
     );
-    tokio::spawn(async move { check_password_to_end(&state, raw_email, pw, limit_ip, meta).await })
-        .await
-        .map_err(Error::internal)?
+    tokio::spawn(async move {
+        let r = check_password_to_end(&state, raw_email, pw, limit_ip, meta).await;
+        // The hosted pages' password step (the API's grant is counted by `authenticate`),
+        // counted here so that an attempt whose browser went away counts too.
+        let result = match &r {
+            Ok((_, PasswordStep::Done)) => SignInResult::Success,
+            Ok(_) => SignInResult::MfaRequired,
+            Err(e) => SignInResult::of_error(e),
+        };
+        state.metrics.sign_in(Grant::HostedPassword, result);
+        r
+    })
+    .await
+    .map_err(Error::internal)?
 }
 
 /// [`check_password`] in the caller's task: only for callers that already run in a task of

@@ -211,15 +211,7 @@ async fn password(
     // The connection's address is the end user's here (the browser talks to us directly), so
     // the per-IP limit applies.
     let ip = meta.ip_address.clone();
-    let checked_password =
-        signin::check_password(&state, &f.email, &f.password, ip.as_deref(), &meta).await;
-    let result = match &checked_password {
-        Ok((_, PasswordStep::Done)) => SignInResult::Success,
-        Ok(_) => SignInResult::MfaRequired,
-        Err(e) => SignInResult::of_error(e),
-    };
-    state.metrics.sign_in(Grant::HostedPassword, result);
-    match checked_password {
+    match signin::check_password(&state, &f.email, &f.password, ip.as_deref(), &meta).await {
         Ok((user, step)) => {
             after_password(&state, &req, f.authz, user, step, &csrf, &meta, &headers).await
         }
