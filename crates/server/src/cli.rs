@@ -206,6 +206,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address, a listener of its own
+    /// (off by default; it must differ from --listen).
+    #[arg(long, env = "TESSERA_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Default TOTP issuer shown in authenticator apps.
     #[arg(long, env = "TESSERA_ENVIRONMENT_NAME", default_value = "Tessera")]
     environment_name: String,
@@ -403,6 +407,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => {
             config.listen = args.listen;
+            config.metrics_listen = args.metrics_listen;
             config.environment_name = args.environment_name.clone();
             config.challenge_ttl_ms = args.challenge_ttl_seconds.saturating_mul(1000);
             config.max_connections = args.max_connections;

@@ -28,6 +28,9 @@ pub enum SmsProvider {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where `GET /metrics` (Prometheus) is served, on a listener of its own; `None` (the
+    /// default): not served. Never the API's address, so metrics are not public by accident.
+    pub metrics_listen: Option<SocketAddr>,
     pub database_url: DatabaseUrl,
     /// Default TOTP issuer (WorkOS uses the environment's team name).
     pub environment_name: String,
@@ -136,6 +139,7 @@ impl Config {
     pub fn new(database_url: DatabaseUrl) -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: None,
             database_url,
             environment_name: "Tessera".to_owned(),
             master_key: None,

@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod logging;
 pub mod maintenance;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod serve;

@@ -24,6 +24,15 @@ impl SmsSender {
         SmsSender { provider, http }
     }
 
+    /// The provider's name, as configured (`log`, `webhook`, `twilio`): a metrics label.
+    pub fn provider_name(&self) -> &'static str {
+        match self.provider {
+            SmsProvider::Log => "log",
+            SmsProvider::Webhook { .. } => "webhook",
+            SmsProvider::Twilio { .. } => "twilio",
+        }
+    }
+
     /// Delivers `body` to `to`. `unix_seconds` stamps webhook signatures (injected clock).
     pub async fn send(
         &self,

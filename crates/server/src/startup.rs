@@ -18,6 +18,8 @@ use crate::{AppState, Config};
 
 pub struct Application {
     listener: tokio::net::TcpListener,
+    /// `GET /metrics`, when `--metrics-listen` is set.
+    metrics_listener: Option<tokio::net::TcpListener>,
     state: AppState,
     /// The API key created on first start (also logged once), for the caller to show.
     pub bootstrap_key: Option<String>,
@@ -285,6 +287,7 @@ pub async fn create_api_key(
 
 impl Application {
     pub async fn build(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        check_metrics_listen(&config)?;
         let keys = load_keys(&config)?;
         if config.database_url.kind() == DbKind::Postgres {
             tracing::info!(database = %config.database_url, "using PostgreSQL");
@@ -319,6 +322,14 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?,
+            ),
+            None => None,
+        };
         if config.public_url.is_empty() {
             let bound = listener.local_addr().context("the listener's address")?;
             config.public_url = format!("http://{bound}");
@@ -330,6 +341,7 @@ impl Application {
         // throughput beside 8 password connections with 2 permits); one 19 MiB Argon2 buffer
         // per permit.
         let hash_slots = cores.saturating_sub(1).max(1);
+        let db_kind = store.kind();
         let state = AppState {
             store,
             clock,
@@ -340,6 +352,7 @@ impl Application {
             sms: crate::sms::SmsSender::new(config.sms_provider.clone()),
             api_keys: Arc::default(),
             db_health: Arc::default(),
+            metrics: Arc::new(crate::metrics::Metrics::new(db_kind)),
             config: Arc::new(config),
         };
         crate::services::signin::ensure_signing_key(&state)
@@ -347,6 +360,7 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(Application {
             listener,
+            metrics_listener,
             state,
             bootstrap_key,
         })
@@ -356,6 +370,13 @@ impl Application {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| self.state.config.listen)
+    }
+
+    /// Where `GET /metrics` is served, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -368,6 +389,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let app = crate::routes::router(self.state.clone());
+        if let Some(addr) = self.metrics_addr() {
+            tracing::info!(address = %addr, "metrics are served at /metrics");
+        }
         tracing::info!(address = %self.local_addr(), client_id = %self.state.client_id, "tessera is listening");
         let config = &self.state.config;
         let limits = crate::serve::ServeLimits {
@@ -381,13 +405,55 @@ impl Application {
             self.state.clone(),
         ));
         let pruner = crate::maintenance::spawn(self.state.clone());
+        let metrics = self.metrics_listener.map(|listener| {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let limits = crate::serve::ServeLimits {
+                // A scraper or two, not the public: a small cap leaves the descriptors to
+                // the API.
+                max_open_connections: 16,
+                ..limits
+            };
+            let server = tokio::spawn(crate::serve::serve(
+                listener,
+                crate::metrics::router(self.state.clone()),
+                limits,
+                async move {
+                    let _ = stopped.await;
+                },
+            ));
+            (stop, server)
+        });
         let r = crate::serve::serve(self.listener, app, limits, shutdown).await;
+        // Metrics stay up while the API drains, then stop with it.
+        if let Some((stop, server)) = metrics {
+            let _ = stop.send(());
+            let _ = server.await;
+        }
         sweep.abort();
         pruner.abort();
         let _ = pruner.await;
         self.state.store.close().await;
         r
     }
+}
+
+/// Refuses a metrics address that would share the API's port: metrics are for the
+/// operator's scraper, never on the public listener (and two listeners on one port would
+/// fail later with a less clear message).
+fn check_metrics_listen(config: &Config) -> anyhow::Result<()> {
+    let Some(m) = config.metrics_listen else {
+        return Ok(());
+    };
+    let api = config.listen;
+    let overlap = m.port() == api.port()
+        && m.port() != 0
+        && (m.ip() == api.ip() || m.ip().is_unspecified() || api.ip().is_unspecified());
+    if overlap {
+        bail!(
+            "--metrics-listen ({m}) must not be the API's address (--listen {api}): metrics are served on a listener of their own, e.g. 127.0.0.1:9464"
+        );
+    }
+    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -25,6 +25,8 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeyCache>,
     /// The database's last health probe, for `GET /health`.
     pub db_health: Arc<crate::services::health::DbHealth>,
+    /// This application's Prometheus metrics (its own registry: see [`crate::metrics`]).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// API keys recently read from the database, by lookup part: `(key id, SHA-256 of the key,

@@ -12,8 +12,8 @@
 
 mod admin;
 mod authkit;
-mod challenge_events;
 mod backup;
+mod challenge_events;
 mod db;
 mod keys;
 pub mod list;
@@ -25,6 +25,7 @@ mod reseal;
 mod rows;
 mod signin;
 mod sql;
+mod stats;
 
 pub use admin::{AdminRow, AdminSessionRow};
 pub use authkit::{AuthCodeRow, BrowserSession, NewSession, SessionRow};
@@ -42,3 +43,4 @@ pub use queries::MetadataMerge;
 pub use reseal::{Reseal, SealKind, SealedColumn, SealedRow};
 pub use rows::*;
 pub use signin::{NextRefresh, RefreshOutcome, RefreshTokenRow, SigningKeyRow};
+pub use stats::PoolStats;

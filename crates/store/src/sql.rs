@@ -270,6 +270,8 @@ pub(crate) struct Sqlite {
     readers: std::sync::Mutex<Vec<Connection>>,
     /// Idle readers kept; more are opened under load and closed when returned.
     keep_readers: usize,
+    /// Readers handed out and not yet returned (for the pool gauges of `/metrics`).
+    readers_in_use: AtomicUsize,
 }
 
 const STATEMENT_CACHE: usize = 64;
@@ -308,6 +310,7 @@ impl Sqlite {
             rescue_commits: AtomicU64::new(0),
             readers: std::sync::Mutex::new(vec![reader]),
             keep_readers: usize::try_from(max_readers.max(1)).unwrap_or(1),
+            readers_in_use: AtomicUsize::new(0),
         })
     }
 
@@ -365,10 +368,26 @@ impl Sqlite {
             Some(c) => c,
             None => Self::connect(&self.path, true)?,
         };
+        self.readers_in_use.fetch_add(1, Ordering::Relaxed);
         Ok(Reader {
             conn: Some(conn),
             pool: self,
         })
+    }
+
+    /// `(readers in use, idle readers, tasks queued for the writer)`, for `/metrics`: two
+    /// atomic loads and the length of the idle list.
+    pub(crate) fn pool_figures(&self) -> (usize, usize, usize) {
+        let idle = self
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        (
+            self.readers_in_use.load(Ordering::Relaxed),
+            idle,
+            self.queued.load(Ordering::Relaxed),
+        )
     }
 
     /// The writer, exclusively, with a savepoint open for one body (see [`Sqlite`]).
@@ -597,6 +616,7 @@ impl DerefMut for Reader<'_> {
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.conn.take() {
+            self.pool.readers_in_use.fetch_sub(1, Ordering::Relaxed);
             let mut idle = self
                 .pool
                 .readers

@@ -1,6 +1,6 @@
 //! The router: one module per resource, each exposing `router()`, merged here with the
-//! cross-cutting layers (request ids and the request span, body limit, panic catcher, JSON
-//! fallbacks).
+//! cross-cutting layers (request ids and the request span, body limit, panic catcher,
+//! metrics, JSON fallbacks).
 
 pub mod docs;
 pub mod events;
@@ -63,6 +63,7 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     let request_id = HeaderName::from_static(crate::logging::REQUEST_ID_HEADER);
     let body_limit = state.config.body_limit_bytes;
     let body_timeout = state.config.request_timeout;
+    let metrics = crate::metrics::HttpMetricsLayer::new(state.metrics.clone());
     routes
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -90,6 +91,9 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
                 .make_span_with(crate::logging::request_span)
                 .on_failure(()),
         )
+        // Outside the panic catcher, so a panic counts as the 500 it is answered with; a
+        // `Router` layer wraps each route after routing, so it sees the route's template.
+        .layer(metrics)
         // Every response carries X-Request-ID (SDKs copy it into their exceptions): the
         // client's own if it sent one, otherwise a fresh UUID.
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

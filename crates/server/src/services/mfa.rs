@@ -18,6 +18,7 @@ use tessera_store::{
 
 use super::events::{self, RequestMeta};
 use super::factors::{new_challenge, new_totp_factor, TOTP_SEAL_PURPOSE};
+use crate::metrics::{SmsResult, Verification};
 use crate::views::{ChallengeView, FactorView};
 use crate::AppState;
 
@@ -210,6 +211,9 @@ pub async fn challenge(
             .charge_sms_send(&phone, now.millis(), state.config.sms_rate)
             .await?
         {
+            state
+                .metrics
+                .sms(state.sms.provider_name(), SmsResult::RateLimited);
             return Err(Error::RateLimited {
                 message: "Too many SMS messages were sent to this phone number. Try again later."
                     .into(),
@@ -222,14 +226,19 @@ pub async fn challenge(
         );
         let template = sms_template.as_deref().unwrap_or(&default);
         let body = template.replace("{{code}}", code.as_deref().unwrap_or_default());
-        state
+        let sent = state
             .sms
             .send(&phone, &body, &row.id, now.unix_seconds())
-            .await
-            .map_err(|e| {
-                tracing::warn!(challenge_id = %row.id, error = %e, "SMS delivery failed");
-                Error::SmsDeliveryFailed(e)
-            })?;
+            .await;
+        let result = match sent {
+            Ok(()) => SmsResult::Sent,
+            Err(_) => SmsResult::Failed,
+        };
+        state.metrics.sms(state.sms.provider_name(), result);
+        sent.map_err(|e| {
+            tracing::warn!(challenge_id = %row.id, error = %e, "SMS delivery failed");
+            Error::SmsDeliveryFailed(e)
+        })?;
     }
     // The challenge and its event in one transaction: a crash between two writes would leave
     // a challenge that can be verified but is missing from the audit trail.
@@ -284,6 +293,27 @@ fn evaluate(
                     .mac_matches(OTP_MAC_PURPOSE, &challenge.id, code.as_bytes(), stored);
             Ok((otp::is_code_shaped(code) && matches, None))
         }
+    }
+}
+
+/// The verification outcome a refusal stands for (`None`: no verification took place).
+fn refusal_outcome(r: Refusal) -> Option<Verification> {
+    match r {
+        Refusal::FactorLocked => Some(Verification::Locked),
+        Refusal::NotFound => None,
+        Refusal::AlreadyVerified => Some(Verification::AlreadyVerified),
+        Refusal::Expired => Some(Verification::Expired),
+        Refusal::TooManyAttempts => Some(Verification::TooManyAttempts),
+        Refusal::FactorRateLimited { .. } | Refusal::UserRateLimited { .. } => {
+            Some(Verification::RateLimited)
+        }
+    }
+}
+
+/// Counts a refused verification (see [`crate::metrics::Verification`]).
+fn count_refusal(state: &AppState, r: Refusal) {
+    if let Some(v) = refusal_outcome(r) {
+        state.metrics.verification(v);
     }
 }
 
@@ -372,6 +402,7 @@ pub async fn verify(
     // Refusals that need no evaluation are answered before any work (the store re-checks
     // them atomically anyway).
     if let Some(r) = tessera_store::challenge_refusal(Some(&challenge), now.millis(), max) {
+        count_refusal(state, r);
         if r == Refusal::TooManyAttempts {
             state
                 .store
@@ -428,7 +459,21 @@ pub async fn verify(
             }),
         ),
     };
-    match state.store.verify_attempt(&attempt, &make_event).await? {
+    let outcome = state.store.verify_attempt(&attempt, &make_event).await?;
+    // The one place every verification's outcome is known (API, `mfa-totp` grant, hosted
+    // code page, dashboard sign-in): counted here, once.
+    let counted = match &outcome {
+        VerifyOutcome::Verified(_) => Some(Verification::Valid),
+        VerifyOutcome::Rejected { why, .. } => Some(match why {
+            Rejection::Wrong | Rejection::WrongAndLocked => Verification::Invalid,
+            Rejection::Replayed => Verification::Replayed,
+        }),
+        VerifyOutcome::Refused(r) => refusal_outcome(*r),
+    };
+    if let Some(v) = counted {
+        state.metrics.verification(v);
+    }
+    match outcome {
         VerifyOutcome::Verified(c) => Ok((
             ChallengeView::new(&c, (factor.r#type == "generic_otp").then_some(code)),
             true,

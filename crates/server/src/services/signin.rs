@@ -13,6 +13,7 @@ use tracing::Instrument;
 use super::events::{self, RequestMeta};
 use super::mfa::{self, VerifyRequest};
 use super::sessions::{self, SESSION_CREATED, SESSION_REVOKED};
+use crate::metrics::{Grant, SignInResult};
 use crate::views::UserView;
 use crate::AppState;
 
@@ -199,7 +200,37 @@ fn effective_meta(req: &AuthenticateRequest, meta: &RequestMeta) -> Result<Reque
     })
 }
 
+/// `POST /user_management/authenticate`, counted by grant and outcome.
 pub async fn authenticate(
+    state: &AppState,
+    req: AuthenticateRequest,
+    meta: &RequestMeta,
+) -> Result<AuthenticateResponse, Error> {
+    let Some(grant) = Grant::of_grant_type(req.grant_type.as_deref().unwrap_or("")) else {
+        return authenticate_grant(state, req, meta).await;
+    };
+    if grant == Grant::Password {
+        // Run to the end even if the client goes away and this future is dropped: the
+        // attempt is charged and its hash cannot be stopped, so its outcome (the event, the
+        // refund, the rehash, the count) must be written too.
+        let (state, meta) = (state.clone(), meta.clone());
+        return tokio::spawn(
+            async move {
+                let r = authenticate_grant(&state, req, &meta).await;
+                state.metrics.sign_in(grant, SignInResult::of(&r));
+                r
+            }
+            .in_current_span(),
+        )
+        .await
+        .map_err(Error::internal)?;
+    }
+    let r = authenticate_grant(state, req, meta).await;
+    state.metrics.sign_in(grant, SignInResult::of(&r));
+    r
+}
+
+async fn authenticate_grant(
     state: &AppState,
     req: AuthenticateRequest,
     meta: &RequestMeta,
@@ -220,15 +251,8 @@ pub async fn authenticate(
     let api_key_id = check_client(state, &req).await?;
     let meta = effective_meta(&req, meta)?;
     match grant.as_str() {
-        "password" => {
-            // Run to the end even if the client goes away and this future is dropped: the
-            // attempt is charged and its hash cannot be stopped, so its outcome (the event,
-            // the refund, the rehash) must be written too.
-            let state = state.clone();
-            tokio::spawn(async move { password_grant(&state, &req, &meta).await }.in_current_span())
-                .await
-                .map_err(Error::internal)?
-        }
+        // In a task of its own (see `authenticate`), so it runs to the end.
+        "password" => password_grant(state, &req, &meta).await,
         MFA_TOTP_GRANT => totp_grant(state, &req, &meta).await,
         _ => refresh_grant(state, &req, &api_key_id).await,
     }
@@ -332,8 +356,19 @@ pub async fn check_password(
         meta.clone(),
     );
     tokio::spawn(
-        async move { check_password_to_end(&state, raw_email, pw, limit_ip, meta).await }
-            .in_current_span(),
+        async move {
+            let r = check_password_to_end(&state, raw_email, pw, limit_ip, meta).await;
+            // The hosted pages' password step (the API's grant is counted by `authenticate`),
+            // counted here so that an attempt whose browser went away counts too.
+            let result = match &r {
+                Ok((_, PasswordStep::Done)) => SignInResult::Success,
+                Ok(_) => SignInResult::MfaRequired,
+                Err(e) => SignInResult::of_error(e),
+            };
+            state.metrics.sign_in(Grant::HostedPassword, result);
+            r
+        }
+        .in_current_span(),
     )
     .await
     .map_err(Error::internal)?

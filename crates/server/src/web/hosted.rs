@@ -25,6 +25,7 @@ use super::csrf::CsrfToken;
 use super::form::Form;
 use super::page::{self, Layout, TotpSetup, WebError};
 use crate::extract::Meta;
+use crate::metrics::{Grant, SignInResult};
 use crate::services::authkit::{self, AuthorizeQuery, AuthorizeRequest, BROWSER_COOKIE};
 use crate::services::events::RequestMeta;
 use crate::services::mfa::ChallengeRequest;
@@ -459,7 +460,11 @@ async fn totp_code(
 ) -> WebResult {
     let req = checked(&state, &f.authz).await?;
     let code = digits(&f.code);
-    match signin::complete_totp(&state, &f.pending, &f.challenge, &code, &meta).await {
+    let completed = signin::complete_totp(&state, &f.pending, &f.challenge, &code, &meta).await;
+    state
+        .metrics
+        .sign_in(Grant::HostedTotp, SignInResult::of(&completed));
+    match completed {
         Ok(user) => finish(&state, &req, &user.id, &meta, &headers).await,
         Err(Error::AuthenticationFailed {
             code: "invalid_one_time_code",

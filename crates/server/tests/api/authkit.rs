@@ -784,4 +784,16 @@ async fn a_cancelled_hosted_password_check_still_records_its_outcome(app: TestAp
         failed["data"][0]["data"]["email"], "hosted-gone@example.com",
         "{failed}"
     );
+    // And counted, by the same task, right after.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while crate::metrics::Scrape::of_state(&state).count(
+            "tessera_sign_ins_total",
+            &[("grant", "hosted_password"), ("result", "failed")],
+        ) != 1.0
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the cancelled check was counted as a failed hosted_password sign-in");
 }

@@ -296,7 +296,7 @@ fn serve_prints_a_first_key_answers_health_and_stops_cleanly_on_sigterm() {
 #[cfg(unix)]
 #[test]
 fn the_default_command_takes_the_serve_flags() {
-    serves_and_stops_on_sigterm(&["--listen", "127.0.0.1:0"]);
+    serves_and_stops_on_sigterm(&["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"]);
 }
 
 #[cfg(unix)]
@@ -312,7 +312,7 @@ fn serves_and_stops_on_sigterm(args: &[&str]) {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let (mut key, mut addr) = (None, None);
+    let (mut key, mut addr, mut metrics) = (None, None, None);
     let mut line = String::new();
     while addr.is_none() {
         line.clear();
@@ -322,6 +322,12 @@ fn serves_and_stops_on_sigterm(args: &[&str]) {
         );
         if let Some(i) = line.find("sk_") {
             key = Some(line[i..].split_whitespace().next().unwrap().to_owned());
+        }
+        if line.contains("metrics are served at /metrics") {
+            metrics = line
+                .split("address=")
+                .nth(1)
+                .map(|s| s.split_whitespace().next().unwrap().to_owned());
         }
         if line.contains("tessera is listening") {
             addr = line
@@ -347,6 +353,24 @@ fn serves_and_stops_on_sigterm(args: &[&str]) {
             .await
             .unwrap();
         assert_eq!(u.status(), 200, "the logged key works");
+        // --metrics-listen serves /metrics on its own address, and only when given.
+        assert_eq!(metrics.is_some(), args.contains(&"--metrics-listen"));
+        if let Some(metrics) = metrics {
+            let m = http
+                .get(format!("http://{metrics}/metrics"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(m.status(), 200);
+            let text = m.text().await.unwrap();
+            assert!(text.contains("tessera_build_info{version="), "{text}");
+            assert!(
+                text.contains(
+                    r#"tessera_http_requests_total{method="GET",route="/health",status="200"} 1"#
+                ),
+                "{text}"
+            );
+        }
     });
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -400,6 +400,15 @@ async fn a_cancelled_sign_in_keeps_its_hashing_permit_and_still_records_the_fail
     )
     .await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    // Every attempt is counted, the cancelled one too (by the task that ran it to the end).
+    let metrics = crate::metrics::Scrape::of_state(&state);
+    let password = |result| {
+        metrics.count(
+            "tessera_sign_ins_total",
+            &[("grant", "password"), ("result", result)],
+        )
+    };
+    assert_eq!((password("failed"), password("rate_limited")), (10.0, 1.0));
 }
 
 // ---- item 10: request strings are bounded before they are stored --------------------------

@@ -88,6 +88,8 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub state: tessera_server::AppState,
     pub db: Arc<TestDb>,
+    /// `http://ADDR` of `GET /metrics` when the config set `metrics_listen`.
+    pub metrics_base: Option<String>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -194,6 +196,7 @@ impl TestApp {
             .await
             .expect("server builds");
         let addr = app.local_addr();
+        let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
         let state = app.state().clone();
         let key = match app.bootstrap_key.clone() {
             Some(k) => k,
@@ -217,6 +220,7 @@ impl TestApp {
             clock,
             state,
             db,
+            metrics_base,
             shutdown: Some(tx),
             server: Some(server),
         }

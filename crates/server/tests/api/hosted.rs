@@ -547,6 +547,19 @@ async fn a_totp_user_is_asked_for_a_code_and_its_limits_hold(app: TestApp) {
         refused.html
     );
     assert!(!refused.html.contains("http-equiv=\"refresh\""));
+
+    // The pages' steps are counted as sign-ins (each password step led to a code page).
+    let metrics = crate::metrics::Scrape::of_state(&app.state);
+    let sign_ins = |grant: &str, result: &str| {
+        metrics.count(
+            "tessera_sign_ins_total",
+            &[("grant", grant), ("result", result)],
+        )
+    };
+    assert_eq!(sign_ins("hosted_password", "mfa_required"), 2.0);
+    assert_eq!(sign_ins("hosted_totp", "failed"), 7.0);
+    assert_eq!(sign_ins("hosted_totp", "success"), 1.0);
+    assert_eq!(sign_ins("authorization_code", "success"), 1.0);
 }
 
 async fn required_mfa_enrols_a_user_and_the_factor_exists_only_after_a_right_code(app: TestApp) {

@@ -21,6 +21,7 @@ mod factors;
 mod hardening_users;
 mod logs;
 mod master_key;
+mod metrics;
 mod mfa;
 mod nodes;
 mod openapi;
