@@ -12,7 +12,6 @@ use tessera_core::Error;
 use tessera_core::id::{self, first_id_at};
 use tessera_core::Timestamp;
 
-use crate::db::on_db;
 use crate::sql::Arg;
 use crate::Store;
 
@@ -115,7 +114,7 @@ impl Store {
         let mut params = vec![cutoff, Arg::from(batch)];
         params.extend(extra);
         loop {
-            let n = on_db!(self, write, |c| Ok(c.exec(sql, &params).await?))?;
+            let n = self.write_exec(sql, &params).await?;
             total += n;
             if n < full {
                 return Ok(total);

@@ -661,6 +661,54 @@ async fn a_body_whose_second_statement_fails_leaves_nothing_of_the_first() {
     }
 }
 
+/// A transaction whose future is dropped after its first write (a cancelled request) leaves
+/// nothing of it, and the next write goes through: SQLite undoes the savepoint when the
+/// writer is let go, PostgreSQL rolls back the transaction that never committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_dropped_half_way_leaves_nothing_behind() {
+    let event = |id: &str| EventRow {
+        id: id.into(),
+        event: "test.dropped".into(),
+        data: "{}".into(),
+        created_at: T,
+    };
+    let names = ["test.dropped".to_owned()];
+    let page = ListParams {
+        limit: 10,
+        ..Default::default()
+    };
+    for b in backends().await {
+        let (inserted, is_inserted) = tokio::sync::oneshot::channel();
+        let task = {
+            let store = b.store.clone();
+            let e = event("event_dropped");
+            tokio::spawn(async move {
+                store
+                    .insert_event_then_wait(&e, async move {
+                        let _ = inserted.send(());
+                        std::future::pending::<()>().await
+                    })
+                    .await
+            })
+        };
+        is_inserted.await.unwrap();
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        b.store.insert_event(&event("event_next")).await.unwrap();
+        let ids: Vec<String> = b
+            .store
+            .list_events(&names, None, None, &page)
+            .await
+            .unwrap()
+            .data
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, vec!["event_next".to_owned()], "{}", b.name);
+        b.close().await;
+    }
+}
+
 /// The SMS and password limits, now written with the shared SQL GCRA, still stop at their
 /// count and say how long to wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

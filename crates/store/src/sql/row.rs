@@ -1,0 +1,226 @@
+//! The row and argument layer both backends share: statement parameters ([`Arg`], built with
+//! [`args!`]), column decoding by position ([`Col`], [`Cols`], [`FromRow`], [`from_row!`]),
+//! and the error of a failed statement ([`DbError`]).
+
+use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
+use sqlx::postgres::PgRow;
+use sqlx::Postgres;
+use tessera_core::Error;
+
+/// A failed statement. Converts into [`Error::Internal`]; callers that expect a constraint
+/// violation look at `unique` first.
+#[derive(Debug)]
+pub(crate) struct DbError {
+    pub unique: bool,
+    pub message: String,
+}
+
+impl DbError {
+    /// A failure that is no constraint violation.
+    pub(crate) fn other(message: impl Into<String>) -> Self {
+        DbError {
+            unique: false,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<DbError> for Error {
+    fn from(e: DbError) -> Self {
+        Error::Internal(format!("database: {}", e.message))
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        // SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY
+        let unique = e
+            .sqlite_error()
+            .is_some_and(|f| matches!(f.extended_code, 2067 | 1555));
+        DbError {
+            unique,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        let (unique, message) = match &e {
+            sqlx::Error::Database(db) => (
+                db.is_unique_violation(),
+                format!("{} {}", db.message(), db.constraint().unwrap_or_default()),
+            ),
+            _ => (false, e.to_string()),
+        };
+        DbError { unique, message }
+    }
+}
+
+/// A statement parameter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Arg<'a> {
+    Int(Option<i64>),
+    Text(Option<&'a str>),
+    Blob(Option<&'a [u8]>),
+    Bool(bool),
+}
+
+impl From<i64> for Arg<'_> {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<bool> for Arg<'_> {
+    fn from(v: bool) -> Self {
+        Arg::Bool(v)
+    }
+}
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(v: &'a str) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(v: &'a String) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Arg::Text(v)
+    }
+}
+impl<'a> From<&'a Option<String>> for Arg<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        Arg::Text(v.as_deref())
+    }
+}
+impl<'a> From<&'a [u8]> for Arg<'a> {
+    fn from(v: &'a [u8]) -> Self {
+        Arg::Blob(Some(v))
+    }
+}
+impl<'a> From<&'a Vec<u8>> for Arg<'a> {
+    fn from(v: &'a Vec<u8>) -> Self {
+        Arg::Blob(Some(v))
+    }
+}
+impl<'a> From<&'a Option<Vec<u8>>> for Arg<'a> {
+    fn from(v: &'a Option<Vec<u8>>) -> Self {
+        Arg::Blob(v.as_deref())
+    }
+}
+
+/// `args![a, b, c]`: a parameter list, `$1` first.
+macro_rules! args {
+    ($($a:expr),* $(,)?) => {
+        &[$($crate::sql::Arg::from($a)),*]
+    };
+}
+pub(crate) use args;
+
+impl ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            Arg::Int(Some(v)) => ToSqlOutput::Owned(Value::Integer(v)),
+            Arg::Bool(b) => ToSqlOutput::Owned(Value::Integer(i64::from(b))),
+            Arg::Text(Some(s)) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Arg::Blob(Some(b)) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            Arg::Int(None) | Arg::Text(None) | Arg::Blob(None) => ToSqlOutput::Owned(Value::Null),
+        })
+    }
+}
+
+/// A column type both backends decode.
+pub(crate) trait Col:
+    rusqlite::types::FromSql + for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
+{
+}
+impl<T> Col for T where
+    T: rusqlite::types::FromSql + for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
+{
+}
+
+/// A result row of either backend, read by column position.
+pub(crate) trait Cols {
+    fn col<T: Col>(&self, i: usize) -> Result<T, DbError>;
+}
+
+impl Cols for rusqlite::Row<'_> {
+    fn col<T: Col>(&self, i: usize) -> Result<T, DbError> {
+        Ok(self.get(i)?)
+    }
+}
+
+impl Cols for PgRow {
+    fn col<T: Col>(&self, i: usize) -> Result<T, DbError> {
+        Ok(sqlx::Row::try_get(self, i)?)
+    }
+}
+
+/// A value made of `WIDTH` consecutive columns starting at `at` (so joins decode as tuples).
+pub(crate) trait FromRow: Sized {
+    const WIDTH: usize;
+    fn from_cols(r: &impl Cols, at: usize) -> Result<Self, DbError>;
+}
+
+macro_rules! scalar_from_row {
+    ($($t:ty),*) => {
+        $(impl FromRow for $t {
+            const WIDTH: usize = 1;
+            fn from_cols(r: &impl Cols, at: usize) -> Result<Self, DbError> {
+                r.col(at)
+            }
+        })*
+    };
+}
+scalar_from_row!(i64, String, Option<i64>, Option<String>);
+
+impl<A: FromRow, B: FromRow> FromRow for (A, B) {
+    const WIDTH: usize = A::WIDTH + B::WIDTH;
+    fn from_cols(r: &impl Cols, at: usize) -> Result<Self, DbError> {
+        Ok((A::from_cols(r, at)?, B::from_cols(r, at + A::WIDTH)?))
+    }
+}
+
+impl<A: FromRow, B: FromRow, C: FromRow> FromRow for (A, B, C) {
+    const WIDTH: usize = A::WIDTH + B::WIDTH + C::WIDTH;
+    fn from_cols(r: &impl Cols, at: usize) -> Result<Self, DbError> {
+        Ok((
+            A::from_cols(r, at)?,
+            B::from_cols(r, at + A::WIDTH)?,
+            C::from_cols(r, at + A::WIDTH + B::WIDTH)?,
+        ))
+    }
+}
+
+/// `from_row!(Type { a, b, c })`: decodes the fields from consecutive columns, in the order
+/// given (which must be the order of the type's column list).
+macro_rules! from_row {
+    ($t:ty { $($f:ident),* $(,)? }) => {
+        impl $crate::sql::FromRow for $t {
+            const WIDTH: usize = [$(stringify!($f)),*].len();
+            #[allow(unused_assignments)]
+            fn from_cols(
+                r: &impl $crate::sql::Cols,
+                at: usize,
+            ) -> Result<Self, $crate::sql::DbError> {
+                let mut i = at;
+                Ok(Self {
+                    $($f: {
+                        let v = r.col(i)?;
+                        i += 1;
+                        v
+                    }),*
+                })
+            }
+        }
+    };
+}
+pub(crate) use from_row;
