@@ -9,7 +9,7 @@ use crate::db::call;
 use crate::list::{ById, ListParams, Page};
 use crate::queries::{event_args, EVENT_INSERT, USER_COLS};
 use crate::rows::{EventRow, UserRow};
-use crate::sql::{args, Arg, Conn, Tx};
+use crate::sql::{args, Arg, Conn, Tx, Unique};
 use crate::Store;
 
 /// A dashboard administrator (never a user).
@@ -314,12 +314,9 @@ async fn insert_admin<C: Conn>(
         ],
     )
     .await
-    .map_err(|e| {
-        if e.unique {
-            Error::EmailNotAvailable(a.email.clone())
-        } else {
-            e.into()
-        }
+    .map_err(|e| match e.unique {
+        Some(Unique::AdminEmail) => Error::EmailNotAvailable(a.email.clone()),
+        _ => e.into(),
     })?;
     c.exec(EVENT_INSERT, &event_args(event)).await?;
     Ok(Tx::Commit(()))

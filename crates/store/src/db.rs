@@ -32,7 +32,7 @@
 //!   `read` functions take `c: &mut C` and return `Result<T, Error>`; `write` functions take
 //!   `c: Single<'_, C>` (one statement: a second does not compile) and return `Result<T,
 //!   Error>`; `transaction` functions take `c: &mut C` and return `Result<Tx<T>, Error>`. A
-//!   [`crate::sql::DbError`] converts into `Error` with `?`; look at its `unique` field first
+//!   [`crate::sql::DbError`] converts into `Error` with `?`; match on its `unique` field ([`crate::sql::Unique`], by constraint)
 //!   where a unique constraint means a client error.
 //!
 //! Porting an `on_db!(self, MODE, |c| { body })` written before: move the body into such a

@@ -7,7 +7,7 @@ use tessera_core::Error;
 use crate::db::call;
 use crate::list::{ById, ListParams, Page};
 use crate::rows::*;
-use crate::sql::{args, Arg, Conn, DbError, Single, Tx};
+use crate::sql::{args, Arg, Conn, DbError, Single, Tx, Unique};
 use crate::Store;
 
 pub(crate) const USER_COLS: &str = "id, email, email_verified, first_name, last_name, name, profile_picture_url, external_id, metadata, locale, password_hash, last_sign_in_at, created_at, updated_at";
@@ -22,8 +22,7 @@ pub(crate) const EVENT_INSERT: &str =
 /// Turns the stored metadata (JSON text) into the new one, or refuses the update.
 pub type MetadataMerge = dyn Fn(&str) -> Result<String, Error> + Sync;
 
-/// Maps a unique-constraint violation on `users` to the precise client error. SQLite names
-/// the column in its message, PostgreSQL names the constraint; both contain the column name.
+/// Maps a unique-constraint violation on `users` to the precise client error.
 fn user_conflict(e: DbError, user: &UserRow) -> Error {
     conflict(
         e,
@@ -33,15 +32,11 @@ fn user_conflict(e: DbError, user: &UserRow) -> Error {
 }
 
 fn conflict(e: DbError, email: &str, external_id: &str) -> Error {
-    if e.unique {
-        if e.message.contains("external_id") {
-            return Error::ExternalIdAlreadyUsed(external_id.to_owned());
-        }
-        if e.message.contains("email") {
-            return Error::EmailNotAvailable(email.to_owned());
-        }
+    match e.unique {
+        Some(Unique::UserExternalId) => Error::ExternalIdAlreadyUsed(external_id.to_owned()),
+        Some(Unique::UserEmail) => Error::EmailNotAvailable(email.to_owned()),
+        _ => e.into(),
     }
-    e.into()
 }
 
 /// A user's columns in [`USER_COLS`] order, `$1` to `$14`.

@@ -709,6 +709,111 @@ async fn a_transaction_dropped_half_way_leaves_nothing_behind() {
     }
 }
 
+/// Each unique constraint a client can run into maps to its own domain error on both
+/// backends, by the constraint that failed (not by words in the database's message): a
+/// user's email and external id on insert and on update, an admin's email. Any other
+/// unique violation (here a duplicate primary key) stays an internal error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_unique_violation_maps_to_its_domain_error() {
+    use tessera_core::Error;
+    use tessera_store::{AdminRow, UserPatch};
+    let user = |id: &str, email: &str, external_id: Option<&str>| UserRow {
+        id: id.into(),
+        email: email.into(),
+        email_verified: false,
+        first_name: None,
+        last_name: None,
+        name: None,
+        profile_picture_url: None,
+        external_id: external_id.map(Into::into),
+        metadata: "{}".into(),
+        locale: None,
+        password_hash: None,
+        last_sign_in_at: None,
+        created_at: T,
+        updated_at: T,
+    };
+    let admin = |id: &str, email: &str| AdminRow {
+        id: id.into(),
+        email: email.into(),
+        password_hash: "$argon2id$x".into(),
+        factor_id: None,
+        created_at: T,
+    };
+    let event = |id: &str| EventRow {
+        id: id.into(),
+        event: "admin.created".into(),
+        data: "{}".into(),
+        created_at: T,
+    };
+    for b in backends().await {
+        let s = &b.store;
+        let n = b.name;
+        s.insert_user(&user("user_a", "a@example.com", Some("ext-a")))
+            .await
+            .unwrap();
+        s.insert_user(&user("user_b", "b@example.com", None))
+            .await
+            .unwrap();
+        let r = s
+            .insert_user(&user("user_c", "a@example.com", Some("ext-c")))
+            .await;
+        assert!(
+            matches!(&r, Err(Error::EmailNotAvailable(e)) if e == "a@example.com"),
+            "{n}: insert, email: {r:?}"
+        );
+        let r = s
+            .insert_user(&user("user_c", "c@example.com", Some("ext-a")))
+            .await;
+        assert!(
+            matches!(&r, Err(Error::ExternalIdAlreadyUsed(e)) if e == "ext-a"),
+            "{n}: insert, external id: {r:?}"
+        );
+        let r = s
+            .insert_user(&user("user_a", "other@example.com", None))
+            .await;
+        assert!(
+            matches!(&r, Err(Error::Internal(_))),
+            "{n}: insert, primary key: {r:?}"
+        );
+        let patch = |email: Option<&str>, external_id: Option<&str>| UserPatch {
+            email: email.map(Into::into),
+            external_id: external_id.map(|x| Some(x.into())),
+            updated_at: T,
+            ..Default::default()
+        };
+        let r = s
+            .update_user("user_b", &patch(Some("a@example.com"), None), None)
+            .await;
+        assert!(
+            matches!(&r, Err(Error::EmailNotAvailable(e)) if e == "a@example.com"),
+            "{n}: update, email: {r:?}"
+        );
+        let r = s
+            .update_user("user_b", &patch(None, Some("ext-a")), None)
+            .await;
+        assert!(
+            matches!(&r, Err(Error::ExternalIdAlreadyUsed(e)) if e == "ext-a"),
+            "{n}: update, external id: {r:?}"
+        );
+        s.insert_admin(&admin("admin_a", "root@example.com"), &event("event_a1"))
+            .await
+            .unwrap();
+        let r = s
+            .insert_admin(&admin("admin_b", "root@example.com"), &event("event_a2"))
+            .await;
+        assert!(
+            matches!(&r, Err(Error::EmailNotAvailable(e)) if e == "root@example.com"),
+            "{n}: admin email: {r:?}"
+        );
+        // An admin may share a user's email: the two tables are unrelated.
+        s.insert_admin(&admin("admin_c", "a@example.com"), &event("event_a3"))
+            .await
+            .unwrap();
+        b.close().await;
+    }
+}
+
 /// The SMS and password limits, now written with the shared SQL GCRA, still stop at their
 /// count and say how long to wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,7 @@ pub(crate) mod row;
 pub(crate) mod sqlite;
 
 pub(crate) use pg::Pg;
-pub(crate) use row::{args, from_row, Arg, Cols, DbError, FromRow};
+pub(crate) use row::{args, from_row, Arg, Cols, DbError, FromRow, Unique};
 pub(crate) use sqlite::{Lite, Sqlite};
 
 /// A connection of either backend. `$N` placeholders, numbered from 1, in every statement.

@@ -8,18 +8,65 @@ use sqlx::Postgres;
 use tessera_core::Error;
 
 /// A failed statement. Converts into [`Error::Internal`]; callers that expect a constraint
-/// violation look at `unique` first.
+/// violation match on `unique` first.
 #[derive(Debug)]
 pub(crate) struct DbError {
-    pub unique: bool,
+    /// The unique constraint (or primary key) the statement violated, if that is what failed.
+    pub unique: Option<Unique>,
     pub message: String,
+}
+
+/// The unique constraints a caller turns into a client error, named the same on both
+/// backends: PostgreSQL reports the constraint's name, SQLite (whose UNIQUE constraints have
+/// no names it reports) the `table.column` it covers; [`UNIQUE_CONSTRAINTS`] maps both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unique {
+    UserEmail,
+    UserExternalId,
+    AdminEmail,
+    /// Any other unique constraint or primary key (a caller's bug, or a lost race that the
+    /// caller does not expect): an internal error.
+    Other,
+}
+
+/// Each [`Unique`] with its PostgreSQL constraint name (PostgreSQL's default for an inline
+/// `UNIQUE`, `<table>_<column>_key`, which the migrations rely on; the store suite checks
+/// every pair on both backends) and the columns SQLite names.
+pub(crate) const UNIQUE_CONSTRAINTS: [(Unique, &str, &str); 3] = [
+    (Unique::UserEmail, "users_email_key", "users.email"),
+    (
+        Unique::UserExternalId,
+        "users_external_id_key",
+        "users.external_id",
+    ),
+    (Unique::AdminEmail, "admins_email_key", "admins.email"),
+];
+
+impl Unique {
+    fn of_postgres(constraint: &str) -> Unique {
+        UNIQUE_CONSTRAINTS
+            .iter()
+            .find(|(_, pg, _)| *pg == constraint)
+            .map_or(Unique::Other, |(u, _, _)| *u)
+    }
+
+    /// From SQLite's message, `UNIQUE constraint failed: <table>.<column>[, ...]`.
+    fn of_sqlite(message: &str) -> Unique {
+        let columns = message
+            .strip_prefix("UNIQUE constraint failed: ")
+            .unwrap_or_default();
+        UNIQUE_CONSTRAINTS
+            .iter()
+            .find(|(_, _, lite)| *lite == columns)
+            .map_or(Unique::Other, |(u, _, _)| *u)
+    }
 }
 
 impl DbError {
     /// A failure that is no constraint violation.
     pub(crate) fn other(message: impl Into<String>) -> Self {
         DbError {
-            unique: false,
+            unique: None,
             message: message.into(),
         }
     }
@@ -33,10 +80,15 @@ impl From<DbError> for Error {
 
 impl From<rusqlite::Error> for DbError {
     fn from(e: rusqlite::Error) -> Self {
-        // SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY
-        let unique = e
-            .sqlite_error()
-            .is_some_and(|f| matches!(f.extended_code, 2067 | 1555));
+        let unique = match &e {
+            // SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY
+            rusqlite::Error::SqliteFailure(f, message)
+                if matches!(f.extended_code, 2067 | 1555) =>
+            {
+                Some(Unique::of_sqlite(message.as_deref().unwrap_or_default()))
+            }
+            _ => None,
+        };
         DbError {
             unique,
             message: e.to_string(),
@@ -48,10 +100,11 @@ impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
         let (unique, message) = match &e {
             sqlx::Error::Database(db) => (
-                db.is_unique_violation(),
+                db.is_unique_violation()
+                    .then(|| Unique::of_postgres(db.constraint().unwrap_or_default())),
                 format!("{} {}", db.message(), db.constraint().unwrap_or_default()),
             ),
-            _ => (false, e.to_string()),
+            _ => (None, e.to_string()),
         };
         DbError { unique, message }
     }
