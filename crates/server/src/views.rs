@@ -5,7 +5,7 @@
 //! check it), and timestamps are `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 
 use serde::Serialize;
-use tessera_core::Timestamp;
+use tessera_core::{FactorKind, Timestamp};
 use tessera_store::{ChallengeRow, FactorRow, Page, UserRow};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -77,7 +77,8 @@ pub struct FactorView {
     pub object: &'static str,
     pub id: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    #[schema(value_type = String, example = "totp")]
+    pub kind: FactorKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,7 +101,7 @@ pub struct TotpSecrets {
 
 impl FactorView {
     pub fn new(f: &FactorRow, secrets: Option<TotpSecrets>) -> Self {
-        let totp = (f.r#type == "totp").then(|| {
+        let totp = (f.r#type == FactorKind::Totp).then(|| {
             let (secret, qr_code, uri) = match secrets {
                 Some(s) => (Some(s.secret), Some(s.qr_code), Some(s.uri)),
                 None => (None, None, None),
@@ -116,14 +117,14 @@ impl FactorView {
         let sms = f
             .phone_number
             .as_ref()
-            .filter(|_| f.r#type == "sms")
+            .filter(|_| f.r#type == FactorKind::Sms)
             .map(|p| SmsView {
                 phone_number: p.clone(),
             });
         FactorView {
             object: "authentication_factor",
             id: f.id.clone(),
-            kind: f.r#type.clone(),
+            kind: f.r#type,
             user_id: f.user_id.clone(),
             totp,
             sms,

@@ -406,7 +406,7 @@ async fn insert_factor<C: Conn>(
         args![
             &f.id,
             &f.user_id,
-            &f.r#type,
+            f.r#type,
             &f.totp_issuer,
             &f.totp_user,
             &f.secret_key_id,

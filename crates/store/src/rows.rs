@@ -1,5 +1,7 @@
 //! Row types: exactly the columns of a table, decoded the same way from both backends.
 
+use tessera_core::FactorKind;
+
 /// The deployment's one environment row.
 #[derive(Debug, Clone)]
 pub struct EnvironmentRow {
@@ -58,8 +60,8 @@ pub struct UserPatch {
 pub struct FactorRow {
     pub id: String,
     pub user_id: Option<String>,
-    /// `totp`, `sms` or `generic_otp`.
-    pub r#type: String,
+    /// Stored as its WorkOS name (`totp`, `sms`, `generic_otp`).
+    pub r#type: FactorKind,
     pub totp_issuer: Option<String>,
     pub totp_user: Option<String>,
     pub secret_key_id: Option<String>,

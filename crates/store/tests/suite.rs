@@ -290,7 +290,7 @@ async fn seed(store: &Store, case: &str) {
         let factor = FactorRow {
             id: format!("auth_factor_{case}_{n}"),
             user_id: (n != 3).then(|| user_id(case)),
-            r#type: "totp".into(),
+            r#type: tessera_core::FactorKind::Totp,
             totp_issuer: Some("Test".into()),
             totp_user: Some("test".into()),
             secret_key_id: None,

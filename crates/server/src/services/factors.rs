@@ -4,7 +4,7 @@ use serde::Deserialize;
 use tessera_core::error::Entity;
 use tessera_core::totp::{self, TotpSecret};
 use tessera_core::validate::{self, Problems, MAX_TEXT};
-use tessera_core::{id, qr, Error, FieldError, Timestamp};
+use tessera_core::{id, qr, Error, FactorKind, FieldError, Timestamp};
 use tessera_store::{ChallengeRow, FactorRow, ListParams, Page};
 
 use crate::views::{ChallengeView, EnrolledFactorView, FactorView, TotpSecrets};
@@ -43,7 +43,7 @@ pub fn new_totp_factor(
     let row = FactorRow {
         id: factor_id,
         user_id,
-        r#type: "totp".to_owned(),
+        r#type: FactorKind::Totp,
         totp_issuer: Some(issuer),
         totp_user: Some(user),
         secret_key_id: Some(sealed.key_id),

@@ -11,7 +11,7 @@ use tessera_core::error::Entity;
 use tessera_core::seal::Sealed;
 use tessera_core::totp::{self, TotpSecret};
 use tessera_core::validate::{self, Problems, MAX_TEXT};
-use tessera_core::{id, otp, Error, FieldError, Timestamp};
+use tessera_core::{id, otp, Error, FactorKind, FieldError, Timestamp};
 use tessera_store::{
     AttemptKind, ChallengeRow, FactorRow, Refusal, Rejection, Store, VerifyAttempt, VerifyOutcome,
 };
@@ -64,13 +64,14 @@ fn required(p: &mut Problems, field: &str, v: &Option<String>) {
 /// `POST /auth/factors/enroll`.
 pub async fn enroll(state: &AppState, req: EnrollFactorRequest) -> Result<FactorView, Error> {
     let mut p = Problems::default();
-    let kind = req.kind.clone().unwrap_or_default();
-    match kind.as_str() {
-        "totp" => {
+    let name = req.kind.clone().unwrap_or_default();
+    let kind = FactorKind::parse(&name);
+    match kind {
+        Some(FactorKind::Totp) => {
             required(&mut p, "totp_issuer", &req.totp_issuer);
             required(&mut p, "totp_user", &req.totp_user);
         }
-        "sms" => {
+        Some(FactorKind::Sms) => {
             if req.phone_number.is_none() {
                 p.push(FieldError::new(
                     "phone_number",
@@ -79,21 +80,26 @@ pub async fn enroll(state: &AppState, req: EnrollFactorRequest) -> Result<Factor
                 ));
             }
         }
-        "generic_otp" => {}
-        "" => p.push(FieldError::new(
+        Some(FactorKind::GenericOtp) => {}
+        None if name.is_empty() => p.push(FieldError::new(
             "type",
             "type_required",
             "type is required: totp, sms or generic_otp.",
         )),
-        _ => p.push(FieldError::new(
+        None => p.push(FieldError::new(
             "type",
             "invalid_type",
             "type must be one of totp, sms, generic_otp.",
         )),
     }
     p.into_result()?;
-    let phone = match (&kind[..], &req.phone_number) {
-        ("sms", Some(raw)) => Some(
+    let Some(kind) = kind else {
+        return Err(Error::Internal(format!(
+            "factor type {name:?} passed validation"
+        )));
+    };
+    let phone = match (kind, &req.phone_number) {
+        (FactorKind::Sms, Some(raw)) => Some(
             otp::normalize_phone(raw)
                 .ok_or_else(|| Error::InvalidPhoneNumber(raw.chars().take(64).collect()))?,
         ),
@@ -103,7 +109,7 @@ pub async fn enroll(state: &AppState, req: EnrollFactorRequest) -> Result<Factor
         super::users::get(state, uid).await?;
     }
     let now = state.now();
-    let (row, secrets) = if kind == "totp" {
+    let (row, secrets) = if kind == FactorKind::Totp {
         let (row, s) = new_totp_factor(
             state,
             now,
@@ -117,7 +123,7 @@ pub async fn enroll(state: &AppState, req: EnrollFactorRequest) -> Result<Factor
         let row = FactorRow {
             id: id::new_id(id::prefix::FACTOR, now),
             user_id: req.user_id.clone(),
-            r#type: kind.clone(),
+            r#type: kind,
             totp_issuer: None,
             totp_user: None,
             secret_key_id: None,
@@ -193,17 +199,14 @@ pub async fn challenge(
         p.into_result()?;
     }
     let now = state.now();
-    let code = match factor.r#type.as_str() {
-        "sms" | "generic_otp" => Some(otp::new_code()),
-        _ => None,
-    };
+    let code = factor.r#type.has_sent_code().then(otp::new_code);
     let challenge_id = id::new_id(id::prefix::CHALLENGE, now);
     let code_hash = code
         .as_ref()
         .map(|c| state.keys.mac(OTP_MAC_PURPOSE, &challenge_id, c.as_bytes()));
     let mut row = new_challenge(state, now, &factor.id, code_hash);
     row.id = challenge_id;
-    if factor.r#type == "sms" {
+    if factor.r#type == FactorKind::Sms {
         let phone = factor.phone_number.clone().unwrap_or_default();
         if let Err(retry_after_secs) = state
             .store
@@ -239,7 +242,7 @@ pub async fn challenge(
     )
     .await?;
     // Only generic OTP hands the code to the caller; SMS codes go to the phone only.
-    let shown = code.filter(|_| factor.r#type == "generic_otp");
+    let shown = code.filter(|_| factor.r#type == FactorKind::GenericOtp);
     Ok(ChallengeView::new(&row, shown))
 }
 
@@ -251,8 +254,8 @@ fn evaluate(
     code: &str,
     unix_seconds: i64,
 ) -> Result<(bool, Option<i64>), Error> {
-    match factor.r#type.as_str() {
-        "totp" => {
+    match factor.r#type {
+        FactorKind::Totp => {
             let sealed = Sealed {
                 key_id: factor.secret_key_id.clone().unwrap_or_default(),
                 blob: factor.secret_sealed.clone().unwrap_or_default(),
@@ -271,7 +274,7 @@ fn evaluate(
             );
             Ok((step.is_some(), step))
         }
-        _ => {
+        FactorKind::Sms | FactorKind::GenericOtp => {
             // Always compute the MAC, so a malformed code takes as long as a wrong one.
             let stored = challenge.code_hash.as_deref().unwrap_or_default();
             let matches =
@@ -426,7 +429,10 @@ pub async fn verify(
     };
     match state.store.verify_attempt(&attempt, &make_event).await? {
         VerifyOutcome::Verified(c) => Ok((
-            ChallengeView::new(&c, (factor.r#type == "generic_otp").then_some(code)),
+            ChallengeView::new(
+                &c,
+                (factor.r#type == FactorKind::GenericOtp).then_some(code),
+            ),
             true,
         )),
         VerifyOutcome::Rejected { challenge, why } => {

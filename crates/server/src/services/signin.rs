@@ -6,7 +6,7 @@ use serde_json::json;
 use sha2::Digest;
 use tessera_core::jwt::{AccessClaims, SigningKey};
 use tessera_core::seal::Sealed;
-use tessera_core::{id, password, token, validate, Error};
+use tessera_core::{id, password, token, validate, Error, FactorKind};
 use tessera_store::{ListParams, NextRefresh, Order, RefreshOutcome, SigningKeyRow, UserRow};
 
 use super::events::{self, RequestMeta};
@@ -428,7 +428,7 @@ async fn check_password_to_end(
     let totp: Vec<String> = factors
         .data
         .iter()
-        .filter(|f| f.r#type == "totp")
+        .filter(|f| f.r#type == FactorKind::Totp)
         .map(|f| f.id.clone())
         .collect();
     let mfa_required = state
@@ -490,7 +490,7 @@ pub async fn complete_totp(
     // The challenge must belong to a TOTP factor of the pending token's user.
     let context = state.store.find_challenge_context(challenge_id).await?;
     let belongs = context.as_ref().is_some_and(|(_, f, _)| {
-        f.user_id.as_deref() == Some(user_id.as_str()) && f.r#type == "totp"
+        f.user_id.as_deref() == Some(user_id.as_str()) && f.r#type == FactorKind::Totp
     });
     if !belongs {
         return Err(failed(

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use tessera_core::{Error, Timestamp};
+use tessera_core::{Error, FactorKind, Timestamp};
 use tessera_store::{ListParams, Order, Page};
 
 use super::cookie;
@@ -740,10 +740,10 @@ async fn user_page(
             .iter()
             .map(|f| FactorItem {
                 id: f.id.clone(),
-                kind: match f.r#type.as_str() {
-                    "totp" => "Authenticator app (TOTP)".into(),
-                    "sms" => "SMS".into(),
-                    other => other.replace('_', " "),
+                kind: match f.r#type {
+                    FactorKind::Totp => "Authenticator app (TOTP)".into(),
+                    FactorKind::Sms => "SMS".into(),
+                    FactorKind::GenericOtp => "generic otp".into(),
                 },
                 label: match (&f.totp_issuer, &f.totp_user, &f.phone_number) {
                     (Some(i), Some(u), _) => format!("{i} / {u}"),

@@ -5,7 +5,7 @@
 use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
 use sqlx::postgres::PgRow;
 use sqlx::Postgres;
-use tessera_core::Error;
+use tessera_core::{Error, FactorKind};
 
 /// A failed statement. Converts into [`Error::Internal`]; callers that expect a constraint
 /// violation match on `unique` first.
@@ -154,6 +154,11 @@ impl<'a> From<&'a Option<String>> for Arg<'a> {
         Arg::Text(v.as_deref())
     }
 }
+impl From<FactorKind> for Arg<'_> {
+    fn from(v: FactorKind) -> Self {
+        Arg::Text(Some(v.as_str()))
+    }
+}
 impl<'a> From<&'a [u8]> for Arg<'a> {
     fn from(v: &'a [u8]) -> Self {
         Arg::Blob(Some(v))
@@ -200,20 +205,55 @@ impl<T> Col for T where
 {
 }
 
+/// A field decoded from one column: a [`Col`] as it is, or a domain type from the column
+/// type it is stored as (a [`FactorKind`] from TEXT). A stored value the type does not know
+/// is an error of the statement, never a panic.
+pub(crate) trait Column: Sized {
+    type Stored: Col;
+    fn from_stored(v: Self::Stored) -> Result<Self, DbError>;
+}
+
+macro_rules! stored_as_is {
+    ($($t:ty),*) => {
+        $(impl Column for $t {
+            type Stored = $t;
+            fn from_stored(v: $t) -> Result<Self, DbError> {
+                Ok(v)
+            }
+        })*
+    };
+}
+stored_as_is!(
+    i64,
+    Option<i64>,
+    bool,
+    String,
+    Option<String>,
+    Vec<u8>,
+    Option<Vec<u8>>
+);
+
+impl Column for FactorKind {
+    type Stored = String;
+    fn from_stored(v: String) -> Result<Self, DbError> {
+        FactorKind::parse(&v).ok_or_else(|| DbError::other(format!("unknown factor type {v:?}")))
+    }
+}
+
 /// A result row of either backend, read by column position.
 pub(crate) trait Cols {
-    fn col<T: Col>(&self, i: usize) -> Result<T, DbError>;
+    fn col<T: Column>(&self, i: usize) -> Result<T, DbError>;
 }
 
 impl Cols for rusqlite::Row<'_> {
-    fn col<T: Col>(&self, i: usize) -> Result<T, DbError> {
-        Ok(self.get(i)?)
+    fn col<T: Column>(&self, i: usize) -> Result<T, DbError> {
+        T::from_stored(self.get(i)?)
     }
 }
 
 impl Cols for PgRow {
-    fn col<T: Col>(&self, i: usize) -> Result<T, DbError> {
-        Ok(sqlx::Row::try_get(self, i)?)
+    fn col<T: Column>(&self, i: usize) -> Result<T, DbError> {
+        T::from_stored(sqlx::Row::try_get(self, i)?)
     }
 }
 
@@ -233,7 +273,7 @@ macro_rules! scalar_from_row {
         })*
     };
 }
-scalar_from_row!(i64, String, Option<i64>, Option<String>);
+scalar_from_row!(i64, String, Option<i64>, Option<String>, FactorKind);
 
 impl<A: FromRow, B: FromRow> FromRow for (A, B) {
     const WIDTH: usize = A::WIDTH + B::WIDTH;

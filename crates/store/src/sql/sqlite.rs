@@ -642,6 +642,23 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
+    async fn a_stored_factor_type_decodes_to_its_kind_and_an_unknown_one_is_an_error() {
+        use tessera_core::FactorKind;
+        let mut conn = Connection::open_in_memory().unwrap();
+        let mut c = Lite::new(&mut conn);
+        for k in FactorKind::ALL {
+            let got: FactorKind = c.one("SELECT $1", args![k]).await.unwrap();
+            assert_eq!(got, k);
+        }
+        let unknown = c.one::<FactorKind>("SELECT 'email'", &[]).await;
+        let e = Error::from(unknown.unwrap_err());
+        assert!(
+            matches!(&e, Error::Internal(m) if m.contains("unknown factor type \"email\"")),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
     async fn a_body_dropped_half_way_is_undone_at_once_and_leaves_no_savepoint_open() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(&dir).await;
