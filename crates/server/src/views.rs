@@ -45,9 +45,9 @@ impl From<&UserRow> for UserView {
             external_id: u.external_id.clone(),
             metadata: serde_json::from_str(&u.metadata).unwrap_or_default(),
             locale: u.locale.clone(),
-            last_sign_in_at: u.last_sign_in_at.map(Timestamp),
-            created_at: Timestamp(u.created_at),
-            updated_at: Timestamp(u.updated_at),
+            last_sign_in_at: u.last_sign_in_at,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
         }
     }
 }
@@ -128,8 +128,8 @@ impl FactorView {
             user_id: f.user_id.clone(),
             totp,
             sms,
-            created_at: Timestamp(f.created_at),
-            updated_at: Timestamp(f.updated_at),
+            created_at: f.created_at,
+            updated_at: f.updated_at,
         }
     }
 }
@@ -157,10 +157,10 @@ impl ChallengeView {
             object: "authentication_challenge",
             id: c.id.clone(),
             authentication_factor_id: c.factor_id.clone(),
-            expires_at: Timestamp(c.expires_at),
+            expires_at: c.expires_at,
             code,
-            created_at: Timestamp(c.created_at),
-            updated_at: Timestamp(c.updated_at),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! conditional statement, like every other security rule here.
 
 use tessera_core::Error;
+use tessera_core::Timestamp;
 
 use crate::db::call;
 use crate::list::{ById, ListParams, Page};
@@ -21,7 +22,7 @@ pub struct AdminRow {
     pub password_hash: String,
     /// The confirmed TOTP factor; `None` until enrolled.
     pub factor_id: Option<String>,
-    pub created_at: i64,
+    pub created_at: Timestamp,
 }
 
 /// A dashboard session. The cookie holds a random token; only its SHA-256 is stored.
@@ -33,8 +34,8 @@ pub struct AdminSessionRow {
     pub stage: String,
     pub factor_id: Option<String>,
     pub challenge_id: Option<String>,
-    pub created_at: i64,
-    pub last_seen_at: i64,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
 }
 
 crate::sql::from_row!(AdminRow {
@@ -147,9 +148,9 @@ impl Store {
         &self,
         token_hash: &[u8],
         stage: &str,
-        now: i64,
-        idle_since: i64,
-        created_since: i64,
+        now: Timestamp,
+        idle_since: Timestamp,
+        created_since: Timestamp,
     ) -> Result<Option<(AdminSessionRow, AdminRow)>, Error> {
         let touch = format!(
             "UPDATE admin_sessions SET last_seen_at = $2 WHERE token_hash = $1 AND stage = $3 AND last_seen_at > $4 AND created_at > $5 RETURNING {SESSION_COLS}"
@@ -191,8 +192,8 @@ impl Store {
     pub async fn purge_admin_sessions(
         &self,
         admin_id: &str,
-        idle_since: i64,
-        created_since: i64,
+        idle_since: Timestamp,
+        created_since: Timestamp,
     ) -> Result<(), Error> {
         call!(self, transaction, |c| purge_admin_sessions(
             c,
@@ -416,8 +417,8 @@ async fn promote_admin_session<C: Conn>(
 async fn purge_admin_sessions<C: Conn>(
     c: &mut C,
     admin_id: &str,
-    idle_since: i64,
-    created_since: i64,
+    idle_since: Timestamp,
+    created_since: Timestamp,
 ) -> Result<Tx<()>, Error> {
     c.exec(
         "DELETE FROM auth_factors WHERE user_id IS NULL AND id IN (SELECT factor_id FROM admin_sessions WHERE admin_id = $1 AND stage = 'mfa' AND (last_seen_at <= $2 OR created_at <= $3)) \

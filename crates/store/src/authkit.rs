@@ -4,6 +4,7 @@
 //! nodes (or two requests) can never both win.
 
 use tessera_core::Error;
+use tessera_core::Timestamp;
 
 use crate::db::call;
 use crate::list::{ById, ListParams, Page};
@@ -20,13 +21,13 @@ pub struct SessionRow {
     pub auth_method: String,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
     /// The maximum age's end, fixed at creation.
-    pub expires_at: i64,
+    pub expires_at: Timestamp,
     /// The last sign-in or refresh, for the inactivity timeout.
-    pub last_active_at: i64,
-    pub revoked_at: Option<i64>,
+    pub last_active_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
     /// Why it was ended explicitly (`revoked`, `logout`, `password_changed`, ...).
     pub end_reason: Option<String>,
     pub browser_session_id: Option<String>,
@@ -59,8 +60,8 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
     pub browser_session_id: Option<&'a str>,
     pub refresh_hash: &'a [u8],
-    pub now: i64,
-    pub expires_at: i64,
+    pub now: Timestamp,
+    pub expires_at: Timestamp,
 }
 
 /// An authorization code as stored (the code itself only as its SHA-256).
@@ -75,9 +76,9 @@ pub struct AuthCodeRow {
     pub browser_session_id: Option<String>,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub used_at: Option<i64>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
 }
 
 crate::sql::from_row!(AuthCodeRow {
@@ -103,7 +104,7 @@ impl Store {
     // ---- allow-list and settings ---------------------------------------------------------
 
     /// Adds a URI to the allow-list; false when it was there already.
-    pub async fn add_redirect_uri(&self, uri: &str, now: i64) -> Result<bool, Error> {
+    pub async fn add_redirect_uri(&self, uri: &str, now: Timestamp) -> Result<bool, Error> {
         let n = self
             .write_exec(
                 "INSERT INTO redirect_uris (uri, created_at) VALUES ($1, $2) ON CONFLICT (uri) DO NOTHING",
@@ -176,7 +177,7 @@ impl Store {
     pub async fn redeem_authorization_code(
         &self,
         code_hash: &[u8],
-        now: i64,
+        now: Timestamp,
     ) -> Result<Option<AuthCodeRow>, Error> {
         let sql = format!("UPDATE authorization_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING {CODE_COLS}");
         self.write_opt(&sql, args![code_hash, now]).await
@@ -189,8 +190,8 @@ impl Store {
         id: &str,
         token_hash: &[u8],
         user_id: &str,
-        now: i64,
-        expires_at: i64,
+        now: Timestamp,
+        expires_at: Timestamp,
     ) -> Result<(), Error> {
         self.write_exec("INSERT INTO browser_sessions (id, token_hash, user_id, created_at, expires_at, ended_at) VALUES ($1, $2, $3, $4, $5, NULL)", args![id, token_hash, user_id, now, expires_at]).await?;
         Ok(())
@@ -200,7 +201,7 @@ impl Store {
     pub async fn find_browser_session(
         &self,
         token_hash: &[u8],
-        now: i64,
+        now: Timestamp,
     ) -> Result<Option<BrowserSession>, Error> {
         self.read_opt(
             "SELECT id, user_id FROM browser_sessions WHERE token_hash = $1 AND ended_at IS NULL AND expires_at > $2",
@@ -209,7 +210,7 @@ impl Store {
         .await
     }
 
-    pub async fn end_browser_session(&self, id: &str, now: i64) -> Result<(), Error> {
+    pub async fn end_browser_session(&self, id: &str, now: Timestamp) -> Result<(), Error> {
         self.write_exec(
             "UPDATE browser_sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL",
             args![id, now],
@@ -255,7 +256,7 @@ impl Store {
         &self,
         id: &str,
         reason: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Option<SessionRow>, Error> {
         let sql = format!("UPDATE sessions SET revoked_at = $2, updated_at = $2, end_reason = $3 WHERE id = $1 AND revoked_at IS NULL RETURNING {SESSION_COLS}");
         call!(self, transaction, |c| end_session(c, &sql, id, reason, now))
@@ -269,8 +270,8 @@ impl Store {
         &self,
         user_id: &str,
         reason: &str,
-        now: i64,
-        idle_since: i64,
+        now: Timestamp,
+        idle_since: Timestamp,
     ) -> Result<Vec<SessionRow>, Error> {
         let sql = format!("UPDATE sessions SET revoked_at = $2, updated_at = $2, end_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_active_at > $4 RETURNING {SESSION_COLS}");
         call!(self, transaction, |c| end_user_sessions(
@@ -284,7 +285,7 @@ async fn end_session<C: Conn>(
     sql: &str,
     id: &str,
     reason: &str,
-    now: i64,
+    now: Timestamp,
 ) -> Result<Tx<Option<SessionRow>>, Error> {
     let row: Option<SessionRow> = c.opt(sql, args![id, now, reason]).await?;
     if let Some(b) = row.as_ref().and_then(|r| r.browser_session_id.as_deref()) {
@@ -302,8 +303,8 @@ async fn end_user_sessions<C: Conn>(
     sql: &str,
     user_id: &str,
     reason: &str,
-    now: i64,
-    idle_since: i64,
+    now: Timestamp,
+    idle_since: Timestamp,
 ) -> Result<Tx<Vec<SessionRow>>, Error> {
     let ended: Vec<SessionRow> = c.all(sql, args![user_id, now, reason, idle_since]).await?;
     c.exec(

@@ -3,6 +3,7 @@
 //! and samples of other sealed rows for databases created before the check existed.
 
 use tessera_core::Error;
+use tessera_core::Timestamp;
 
 use crate::sql::args;
 use crate::Store;
@@ -35,7 +36,7 @@ impl Store {
         &self,
         key_id: &str,
         sealed: &[u8],
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, Error> {
         const SQL: &str = "INSERT INTO master_key_check (id, key_id, sealed, updated_at) \
              VALUES (1, $1, $2, $3) ON CONFLICT (id) DO NOTHING";
@@ -50,7 +51,7 @@ impl Store {
         old_key_id: &str,
         key_id: &str,
         sealed: &[u8],
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, Error> {
         let n = self
             .write_exec(

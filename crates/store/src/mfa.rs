@@ -7,6 +7,7 @@
 
 use tessera_core::limits::{gcra_allows, Rate};
 use tessera_core::Error;
+use tessera_core::Timestamp;
 
 use crate::db::call;
 use crate::list::{ById, ListParams, Page};
@@ -25,7 +26,7 @@ pub struct VerifyAttempt<'a> {
     pub correct: bool,
     /// For a matching TOTP code, the time step it matched.
     pub totp_step: Option<i64>,
-    pub now: i64,
+    pub now: Timestamp,
     pub max_attempts: i64,
     pub factor_rate: Rate,
     pub user_rate: Rate,
@@ -87,7 +88,11 @@ pub enum Refusal {
 }
 
 /// Why a challenge cannot take another attempt, judged from its row (`None`: it can).
-pub fn challenge_refusal(c: Option<&ChallengeRow>, now: i64, max_attempts: i64) -> Option<Refusal> {
+pub fn challenge_refusal(
+    c: Option<&ChallengeRow>,
+    now: Timestamp,
+    max_attempts: i64,
+) -> Option<Refusal> {
     let Some(c) = c else {
         return Some(Refusal::NotFound);
     };
@@ -108,7 +113,7 @@ pub struct FactorLockRow {
     /// Wrong codes since the last accepted one.
     pub consecutive_failures: i64,
     /// When the factor was locked; `None` while it can be used.
-    pub locked_at: Option<i64>,
+    pub locked_at: Option<Timestamp>,
 }
 
 /// A factor's columns that the verification rule reads and writes.
@@ -117,7 +122,7 @@ pub struct FactorGuardRow {
     pub last_totp_step: i64,
     pub fail_tat: i64,
     pub consecutive_failures: i64,
-    pub locked_at: Option<i64>,
+    pub locked_at: Option<Timestamp>,
 }
 crate::sql::from_row!(FactorGuardRow {
     last_totp_step,
@@ -191,10 +196,14 @@ impl Step {
             Step::NotFound => refused(Refusal::NotFound),
             Step::Locked => refused(Refusal::FactorLocked),
             Step::FactorLimited => refused(Refusal::FactorRateLimited {
-                retry_after_secs: a.factor_rate.retry_after_secs(tat.unwrap_or(a.now), a.now),
+                retry_after_secs: a
+                    .factor_rate
+                    .retry_after_secs(tat.unwrap_or(a.now.millis()), a.now.millis()),
             }),
             Step::UserLimited => refused(Refusal::UserRateLimited {
-                retry_after_secs: a.user_rate.retry_after_secs(tat.unwrap_or(a.now), a.now),
+                retry_after_secs: a
+                    .user_rate
+                    .retry_after_secs(tat.unwrap_or(a.now.millis()), a.now.millis()),
             }),
             // The UPDATE's conditions failed, so one of these holds (a row passing them all
             // cannot change between two statements of one transaction).
@@ -229,7 +238,7 @@ const SMS_CHARGE: &str =
 fn events_json(event: &(dyn Fn(AttemptKind) -> EventRow + Sync)) -> String {
     let one = |k| {
         let e: EventRow = event(k);
-        serde_json::json!({ "id": e.id, "event": e.event, "data": e.data, "created_at": e.created_at })
+        serde_json::json!({ "id": e.id, "event": e.event, "data": e.data, "created_at": e.created_at.millis() })
     };
     serde_json::json!({
         "succeeded": one(AttemptKind::Succeeded),
@@ -326,7 +335,7 @@ impl Store {
 
     /// The lockout state of a factor; `None` if there is no such factor.
     pub async fn find_factor_lock(&self, factor_id: &str) -> Result<Option<FactorLockRow>, Error> {
-        let row: Option<(i64, Option<i64>)> = self
+        let row: Option<(i64, Option<Timestamp>)> = self
             .read_opt(
                 "SELECT consecutive_failures, locked_at FROM auth_factors WHERE id = $1",
                 args![factor_id],
@@ -384,7 +393,7 @@ impl Store {
     pub async fn charge_sms_send(
         &self,
         phone: &str,
-        now: i64,
+        now: Timestamp,
         rate: Rate,
     ) -> Result<Result<(), i64>, Error> {
         let charged: Option<i64> = self
@@ -404,7 +413,7 @@ impl Store {
                 args![phone],
             )
             .await?;
-        Ok(Err(rate.retry_after_secs(tat, now)))
+        Ok(Err(rate.retry_after_secs(tat, now.millis())))
     }
 
     pub async fn insert_challenge(&self, ch: &ChallengeRow) -> Result<(), Error> {
@@ -433,8 +442,8 @@ impl Store {
     pub async fn list_events(
         &self,
         names: &[String],
-        start: Option<i64>,
-        end: Option<i64>,
+        start: Option<Timestamp>,
+        end: Option<Timestamp>,
         p: &ListParams,
     ) -> Result<Page<EventRow>, Error> {
         let mut q = ById::new("SELECT id, event, data, created_at FROM events WHERE 1 = 1");
@@ -473,7 +482,7 @@ async fn verify_attempt<C: Conn>(
     }
     // 3.
     let fr = a.factor_rate;
-    if !gcra_allows(f.fail_tat, a.now, fr.interval_ms(), fr.window_ms) {
+    if !gcra_allows(f.fail_tat, a.now.millis(), fr.interval_ms(), fr.window_ms) {
         return rollback(Step::FactorLimited, Some(f.fail_tat));
     }
     if let Some(uid) = a.user_id {
@@ -484,7 +493,7 @@ async fn verify_attempt<C: Conn>(
             return rollback(Step::NotFound, None);
         };
         let ur = a.user_rate;
-        if !gcra_allows(u_tat, a.now, ur.interval_ms(), ur.window_ms) {
+        if !gcra_allows(u_tat, a.now.millis(), ur.interval_ms(), ur.window_ms) {
             return rollback(Step::UserLimited, Some(u_tat));
         }
     }

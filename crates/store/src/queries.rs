@@ -3,6 +3,7 @@
 
 use tessera_core::error::Entity;
 use tessera_core::Error;
+use tessera_core::Timestamp;
 
 use crate::db::call;
 use crate::list::{ById, ListParams, Page};
@@ -89,7 +90,7 @@ impl Store {
     pub async fn ensure_environment(
         &self,
         client_id: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<EnvironmentRow, Error> {
         self.write_exec("INSERT INTO environment (id, client_id, mfa_required, created_at) VALUES (1, $1, FALSE, $2) ON CONFLICT (id) DO NOTHING", args![client_id, now]).await?;
         // Read after the insert has committed: whichever node inserted first, all read its row.
@@ -141,7 +142,7 @@ impl Store {
     }
 
     /// Revokes a key; `NotFound` when no unrevoked key has that id.
-    pub async fn revoke_api_key(&self, id: &str, now: i64) -> Result<(), Error> {
+    pub async fn revoke_api_key(&self, id: &str, now: Timestamp) -> Result<(), Error> {
         let n = self
             .write_exec(
                 "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",

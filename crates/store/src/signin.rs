@@ -3,6 +3,7 @@
 
 use tessera_core::limits::Rate;
 use tessera_core::Error;
+use tessera_core::Timestamp;
 
 use crate::db::call;
 use crate::sql::{args, Conn, Tx};
@@ -14,8 +15,8 @@ pub struct SigningKeyRow {
     pub secret_key_id: String,
     pub secret_sealed: Vec<u8>,
     pub public_jwk: String,
-    pub created_at: i64,
-    pub retired_at: Option<i64>,
+    pub created_at: Timestamp,
+    pub retired_at: Option<Timestamp>,
 }
 
 crate::sql::from_row!(SigningKeyRow {
@@ -54,7 +55,7 @@ pub enum RefreshOutcome {
 pub struct RefreshTokenRow {
     pub session_id: String,
     pub user_id: String,
-    pub used_at: Option<i64>,
+    pub used_at: Option<Timestamp>,
 }
 
 crate::sql::from_row!(RefreshTokenRow {
@@ -69,7 +70,7 @@ crate::sql::from_row!(RefreshTokenRow {
 pub struct NextRefresh<'a> {
     pub hash: &'a [u8],
     /// The answer may be given again until then, to `client` only.
-    pub grace_until: i64,
+    pub grace_until: Timestamp,
     pub client: &'a str,
     pub key_id: &'a str,
     pub sealed: &'a [u8],
@@ -79,8 +80,8 @@ pub struct NextRefresh<'a> {
 struct UsedToken {
     session_id: String,
     user_id: String,
-    revoked_at: Option<i64>,
-    grace_until: Option<i64>,
+    revoked_at: Option<Timestamp>,
+    grace_until: Option<Timestamp>,
     grace_client: Option<String>,
     grace_key_id: Option<String>,
     grace_sealed: Option<Vec<u8>>,
@@ -121,7 +122,7 @@ impl Store {
     pub async fn charge_password_attempt(
         &self,
         keys: &[(&str, Rate)],
-        now: i64,
+        now: Timestamp,
     ) -> Result<Result<(), i64>, Error> {
         call!(self, transaction, |c| charge_password_attempt(c, keys, now))
     }
@@ -131,7 +132,7 @@ impl Store {
         call!(self, transaction, |c| refund_password_attempt(c, keys))
     }
 
-    pub async fn set_last_sign_in(&self, user_id: &str, now: i64) -> Result<(), Error> {
+    pub async fn set_last_sign_in(&self, user_id: &str, now: Timestamp) -> Result<(), Error> {
         self.write_exec(
             "UPDATE users SET last_sign_in_at = $2 WHERE id = $1",
             args![user_id, now],
@@ -168,7 +169,7 @@ impl Store {
     /// Keys to publish: unretired ones and those retired after `retired_since`.
     pub async fn published_signing_keys(
         &self,
-        retired_since: i64,
+        retired_since: Timestamp,
     ) -> Result<Vec<SigningKeyRow>, Error> {
         let sql = format!("SELECT {KEY_COLS} FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC, kid DESC");
         self.read_all(&sql, args![retired_since]).await
@@ -177,7 +178,7 @@ impl Store {
     /// Retires every active key and inserts `k` as the new one, in one transaction: a
     /// reader never sees a moment without an active key (a refresh in between once failed
     /// with "no signing key").
-    pub async fn rotate_signing_key(&self, k: &SigningKeyRow, now: i64) -> Result<(), Error> {
+    pub async fn rotate_signing_key(&self, k: &SigningKeyRow, now: Timestamp) -> Result<(), Error> {
         let sql = format!("INSERT INTO signing_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6)");
         call!(self, transaction, |c| rotate_signing_key(c, &sql, k, now))
     }
@@ -188,15 +189,19 @@ impl Store {
         &self,
         hash: &[u8],
         user_id: &str,
-        now: i64,
-        expires_at: i64,
+        now: Timestamp,
+        expires_at: Timestamp,
     ) -> Result<(), Error> {
         self.write_exec("INSERT INTO pending_tokens (token_hash, user_id, expires_at, used_at, created_at) VALUES ($1, $2, $3, NULL, $4)", args![hash, user_id, expires_at, now]).await?;
         Ok(())
     }
 
     /// The user of a pending token that is unused and unexpired (without consuming it).
-    pub async fn find_pending_user(&self, hash: &[u8], now: i64) -> Result<Option<String>, Error> {
+    pub async fn find_pending_user(
+        &self,
+        hash: &[u8],
+        now: Timestamp,
+    ) -> Result<Option<String>, Error> {
         self.read_opt("SELECT user_id FROM pending_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2", args![hash, now]).await
     }
 
@@ -205,7 +210,7 @@ impl Store {
         &self,
         hash: &[u8],
         user_id: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, Error> {
         let n = self.write_exec("UPDATE pending_tokens SET used_at = $3 WHERE token_hash = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3", args![hash, user_id, now]).await?;
         Ok(n == 1)
@@ -225,8 +230,8 @@ impl Store {
     pub async fn find_refresh_token(
         &self,
         hash: &[u8],
-        now: i64,
-        idle_since: i64,
+        now: Timestamp,
+        idle_since: Timestamp,
     ) -> Result<Option<RefreshTokenRow>, Error> {
         const SQL: &str = "SELECT rt.session_id, s.user_id, rt.used_at FROM refresh_tokens rt \
              JOIN sessions s ON s.id = rt.session_id WHERE rt.token_hash = $1 \
@@ -250,8 +255,8 @@ impl Store {
         hash: &[u8],
         next: Option<&NextRefresh<'_>>,
         client: &str,
-        now: i64,
-        idle_since: i64,
+        now: Timestamp,
+        idle_since: Timestamp,
     ) -> Result<RefreshOutcome, Error> {
         call!(self, transaction, |c| rotate_refresh_token(
             c, hash, next, client, now, idle_since
@@ -259,7 +264,7 @@ impl Store {
     }
 
     /// Erases every sealed refresh answer whose grace is over (the periodic sweep).
-    pub async fn clear_expired_refresh_grace(&self, now: i64) -> Result<u64, Error> {
+    pub async fn clear_expired_refresh_grace(&self, now: Timestamp) -> Result<u64, Error> {
         self.write_exec(
             "UPDATE refresh_tokens SET grace_key_id = NULL, grace_sealed = NULL \
                  WHERE grace_sealed IS NOT NULL AND grace_until <= $1",
@@ -283,7 +288,7 @@ impl Store {
 async fn charge_password_attempt<C: Conn>(
     c: &mut C,
     keys: &[(&str, Rate)],
-    now: i64,
+    now: Timestamp,
 ) -> Result<Tx<Result<(), i64>>, Error> {
     for &(key, rate) in keys {
         let tat: Option<i64> = c
@@ -299,7 +304,7 @@ async fn charge_password_attempt<C: Conn>(
                     args![key],
                 )
                 .await?;
-            return Ok(Tx::Rollback(Err(rate.retry_after_secs(tat, now))));
+            return Ok(Tx::Rollback(Err(rate.retry_after_secs(tat, now.millis()))));
         }
     }
     Ok(Tx::Commit(Ok(())))
@@ -323,7 +328,7 @@ async fn rotate_signing_key<C: Conn>(
     c: &mut C,
     sql: &str,
     k: &SigningKeyRow,
-    now: i64,
+    now: Timestamp,
 ) -> Result<Tx<()>, Error> {
     c.exec(
         "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL",
@@ -361,8 +366,8 @@ async fn rotate_refresh_token<C: Conn>(
     hash: &[u8],
     next: Option<&NextRefresh<'_>>,
     client: &str,
-    now: i64,
-    idle_since: i64,
+    now: Timestamp,
+    idle_since: Timestamp,
 ) -> Result<Tx<RefreshOutcome>, Error> {
     if let Some(next) = next {
         let used: Option<String> = c

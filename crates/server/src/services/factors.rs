@@ -50,8 +50,8 @@ pub fn new_totp_factor(
         secret_sealed: Some(sealed.blob),
         phone_number: None,
         last_totp_step: -1,
-        created_at: now.millis(),
-        updated_at: now.millis(),
+        created_at: now,
+        updated_at: now,
     };
     Ok((
         row,
@@ -74,11 +74,11 @@ pub fn new_challenge(
         id: id::new_id(id::prefix::CHALLENGE, now),
         factor_id: factor_id.to_owned(),
         code_hash,
-        expires_at: now.plus_millis(state.config.challenge_ttl_ms).millis(),
+        expires_at: now.plus_millis(state.config.challenge_ttl_ms),
         verified_at: None,
         attempts: 0,
-        created_at: now.millis(),
-        updated_at: now.millis(),
+        created_at: now,
+        updated_at: now,
     }
 }
 

@@ -130,8 +130,8 @@ pub async fn enroll(state: &AppState, req: EnrollFactorRequest) -> Result<Factor
             secret_sealed: None,
             phone_number: phone,
             last_totp_step: -1,
-            created_at: now.millis(),
-            updated_at: now.millis(),
+            created_at: now,
+            updated_at: now,
         };
         (row, None)
     };
@@ -210,7 +210,7 @@ pub async fn challenge(
         let phone = factor.phone_number.clone().unwrap_or_default();
         if let Err(retry_after_secs) = state
             .store
-            .charge_sms_send(&phone, now.millis(), state.config.sms_rate)
+            .charge_sms_send(&phone, now, state.config.sms_rate)
             .await?
         {
             return Err(Error::RateLimited {
@@ -370,7 +370,7 @@ pub async fn verify(
     };
     // Refusals that need no evaluation are answered before any work (the store re-checks
     // them atomically anyway).
-    if let Some(r) = tessera_store::challenge_refusal(Some(&challenge), now.millis(), max) {
+    if let Some(r) = tessera_store::challenge_refusal(Some(&challenge), now, max) {
         if r == Refusal::TooManyAttempts {
             state
                 .store
@@ -389,7 +389,7 @@ pub async fn verify(
         user_id: factor.user_id.as_deref(),
         correct,
         totp_step,
-        now: now.millis(),
+        now,
         max_attempts: max,
         factor_rate: state.config.factor_failure_rate,
         user_rate: state.config.user_failure_rate,

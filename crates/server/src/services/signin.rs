@@ -99,10 +99,10 @@ async fn new_signing_key(
                 secret_key_id: sealed.key_id,
                 secret_sealed: sealed.blob,
                 public_jwk: key.public_jwk().to_string(),
-                created_at: now.millis(),
+                created_at: now,
                 retired_at: None,
             },
-            now.millis(),
+            now,
         )
         .await?;
     Ok(key.kid().to_owned())
@@ -128,7 +128,7 @@ async fn active_signing_key(state: &AppState) -> Result<SigningKey, Error> {
 /// The JWKS for `GET /sso/jwks/:client_id`: current keys and retired keys whose tokens may
 /// still be valid.
 pub async fn jwks(state: &AppState) -> Result<serde_json::Value, Error> {
-    let since = state.now().millis() - state.config.access_token_ttl_ms;
+    let since = state.now().minus_millis(state.config.access_token_ttl_ms);
     let keys: Vec<serde_json::Value> = state
         .store
         .published_signing_keys(since)
@@ -308,8 +308,8 @@ pub async fn new_pending_token(state: &AppState, user_id: &str) -> Result<String
         .insert_pending_token(
             &token::hash(&pending),
             user_id,
-            now.millis(),
-            now.plus_millis(state.config.pending_token_ttl_ms).millis(),
+            now,
+            now.plus_millis(state.config.pending_token_ttl_ms),
         )
         .await?;
     Ok(pending)
@@ -373,11 +373,7 @@ async fn check_password_to_end(
     if let Some(k) = &ip_key {
         limits.push((k.as_str(), state.config.password_ip_rate));
     }
-    if let Err(retry_after_secs) = state
-        .store
-        .charge_password_attempt(&limits, now.millis())
-        .await?
-    {
+    if let Err(retry_after_secs) = state.store.charge_password_attempt(&limits, now).await? {
         return Err(Error::RateLimited {
             message: "Too many failed sign-in attempts. Try again later.".into(),
             retry_after_secs,
@@ -484,7 +480,7 @@ pub async fn complete_totp(
     };
     let user_id = state
         .store
-        .find_pending_user(&pending_hash, now.millis())
+        .find_pending_user(&pending_hash, now)
         .await?
         .ok_or_else(bad_pending)?;
     // The challenge must belong to a TOTP factor of the pending token's user.
@@ -533,7 +529,7 @@ pub async fn complete_totp(
     }
     if !state
         .store
-        .consume_pending_token(&pending_hash, &user_id, now.millis())
+        .consume_pending_token(&pending_hash, &user_id, now)
         .await?
     {
         return Err(bad_pending());
@@ -563,8 +559,8 @@ pub(crate) async fn start_session(
         user_agent: agent.as_deref(),
         browser_session_id,
         refresh_hash: &refresh_hash,
-        now: now.millis(),
-        expires_at: now.plus_millis(state.config.session_max_age_ms).millis(),
+        now,
+        expires_at: now.plus_millis(state.config.session_max_age_ms),
     };
     state.store.create_session(&new).await?;
     let row = tessera_store::SessionRow {
@@ -573,10 +569,10 @@ pub(crate) async fn start_session(
         auth_method: new.auth_method.to_owned(),
         ip_address: ip.clone(),
         user_agent: agent.clone(),
-        created_at: now.millis(),
-        updated_at: now.millis(),
+        created_at: now,
+        updated_at: now,
         expires_at: new.expires_at,
-        last_active_at: now.millis(),
+        last_active_at: now,
         revoked_at: None,
         end_reason: None,
         browser_session_id: browser_session_id.map(str::to_owned),
@@ -588,7 +584,7 @@ pub(crate) async fn start_session(
     )
     .await?;
     let mut user = user.clone();
-    user.last_sign_in_at = Some(now.millis());
+    user.last_sign_in_at = Some(now);
     Ok(AuthenticateResponse {
         access_token: access_token(state, &user.id, &session_id).await?,
         refresh_token: refresh,
@@ -643,12 +639,12 @@ async fn refresh_grant(
     let hash = token::hash(presented);
     let client = retry_client(api_key_id, req);
     let client = client.as_str();
-    let idle_since = sessions::idle_since(state, now.millis());
+    let idle_since = sessions::idle_since(state, now);
     let invalid =
         || Error::InvalidGrant("The refresh token is invalid or its session has ended.".into());
     let found = state
         .store
-        .find_refresh_token(&hash, now.millis(), idle_since)
+        .find_refresh_token(&hash, now, idle_since)
         .await?
         .ok_or_else(invalid)?;
     // The sealed pair is bound to this token's row; its hash is public within the database.
@@ -672,16 +668,14 @@ async fn refresh_grant(
     };
     let next = minted.as_ref().map(|(_, next_hash, sealed)| NextRefresh {
         hash: next_hash,
-        grace_until: now
-            .plus_millis(state.config.refresh_reuse_grace_ms)
-            .millis(),
+        grace_until: now.plus_millis(state.config.refresh_reuse_grace_ms),
         client,
         key_id: &sealed.key_id,
         sealed: &sealed.blob,
     });
     let outcome = state
         .store
-        .rotate_refresh_token(&hash, next.as_ref(), client, now.millis(), idle_since)
+        .rotate_refresh_token(&hash, next.as_ref(), client, now, idle_since)
         .await?;
     match outcome {
         RefreshOutcome::Rotated { user_id, .. } => {
@@ -771,11 +765,7 @@ pub async fn sweep_refresh_grace(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
-        if let Err(e) = state
-            .store
-            .clear_expired_refresh_grace(state.now().millis())
-            .await
-        {
+        if let Err(e) = state.store.clear_expired_refresh_grace(state.now()).await {
             tracing::warn!(error = %e, "cannot erase expired refresh answers");
         }
     }

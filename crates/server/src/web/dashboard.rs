@@ -139,8 +139,8 @@ impl FromRequestParts<AppState> for Pending {
 // ---- helpers ---------------------------------------------------------------------------
 
 /// "2026-11-29 12:00:05" (UTC; the column header says so).
-pub fn fmt_time(ms: i64) -> String {
-    let t = Timestamp(ms).to_rfc3339_millis();
+pub fn fmt_time(t: Timestamp) -> String {
+    let t = t.to_rfc3339_millis();
     t.get(..19).unwrap_or(&t).replace('T', " ")
 }
 
@@ -1156,7 +1156,7 @@ async fn signing_keys_page(
         .await?
         .map(|k| k.kid)
         .unwrap_or_default();
-    let since = state.now().millis() - state.config.access_token_ttl_ms;
+    let since = state.now().minus_millis(state.config.access_token_ttl_ms);
     let keys = state.store.published_signing_keys(since).await?;
     Ok(render(&SigningKeysPage {
         l: layout(&state, "Signing keys", &csrf).await?,

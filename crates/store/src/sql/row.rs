@@ -5,7 +5,7 @@
 use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
 use sqlx::postgres::PgRow;
 use sqlx::Postgres;
-use tessera_core::{Error, FactorKind};
+use tessera_core::{Error, FactorKind, Timestamp};
 
 /// A failed statement. Converts into [`Error::Internal`]; callers that expect a constraint
 /// violation match on `unique` first.
@@ -154,6 +154,16 @@ impl<'a> From<&'a Option<String>> for Arg<'a> {
         Arg::Text(v.as_deref())
     }
 }
+impl From<Timestamp> for Arg<'_> {
+    fn from(v: Timestamp) -> Self {
+        Arg::Int(Some(v.millis()))
+    }
+}
+impl From<Option<Timestamp>> for Arg<'_> {
+    fn from(v: Option<Timestamp>) -> Self {
+        Arg::Int(v.map(Timestamp::millis))
+    }
+}
 impl From<FactorKind> for Arg<'_> {
     fn from(v: FactorKind) -> Self {
         Arg::Text(Some(v.as_str()))
@@ -233,6 +243,22 @@ stored_as_is!(
     Option<Vec<u8>>
 );
 
+/// Times are stored as BIGINT milliseconds since the epoch (comparisons stay in SQL, with no
+/// date types that differ between the backends).
+impl Column for Timestamp {
+    type Stored = i64;
+    fn from_stored(v: i64) -> Result<Self, DbError> {
+        Ok(Timestamp::from_millis(v))
+    }
+}
+
+impl Column for Option<Timestamp> {
+    type Stored = Option<i64>;
+    fn from_stored(v: Option<i64>) -> Result<Self, DbError> {
+        Ok(v.map(Timestamp::from_millis))
+    }
+}
+
 impl Column for FactorKind {
     type Stored = String;
     fn from_stored(v: String) -> Result<Self, DbError> {
@@ -273,7 +299,15 @@ macro_rules! scalar_from_row {
         })*
     };
 }
-scalar_from_row!(i64, String, Option<i64>, Option<String>, FactorKind);
+scalar_from_row!(
+    i64,
+    String,
+    Option<i64>,
+    Option<String>,
+    FactorKind,
+    Timestamp,
+    Option<Timestamp>
+);
 
 impl<A: FromRow, B: FromRow> FromRow for (A, B) {
     const WIDTH: usize = A::WIDTH + B::WIDTH;

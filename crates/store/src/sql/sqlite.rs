@@ -547,7 +547,7 @@ mod tests {
             id: id.into(),
             event: "x".into(),
             data: "{}".into(),
-            created_at: 0,
+            created_at: tessera_core::Timestamp::from_millis(0),
         }
     }
 
