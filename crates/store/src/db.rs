@@ -14,11 +14,11 @@
 //!   connection:
 //!
 //! ```ignore
-//! pub async fn end_session(&self, id: &str, now: i64) -> Result<Option<SessionRow>, Error> {
+//! pub async fn end_session(&self, id: &str, now: Timestamp) -> Result<Option<SessionRow>, Error> {
 //!     call!(self, transaction, |c| end_session_tx(c, id, now))
 //! }
 //!
-//! async fn end_session_tx<C: Conn>(c: &mut C, id: &str, now: i64)
+//! async fn end_session_tx<C: Conn>(c: &mut C, id: &str, now: Timestamp)
 //!     -> Result<Tx<Option<SessionRow>>, Error> {
 //!     let row: Option<SessionRow> = c.opt("UPDATE .. RETURNING ..", args![id, now]).await?;
 //!     if row.is_none() {
@@ -34,6 +34,11 @@
 //!   Error>`; `transaction` functions take `c: &mut C` and return `Result<Tx<T>, Error>`. A
 //!   [`crate::sql::DbError`] converts into `Error` with `?`; match on its `unique` field ([`crate::sql::Unique`], by constraint)
 //!   where a unique constraint means a client error.
+//!
+//! Times are [`tessera_core::Timestamp`] in the API and BIGINT milliseconds in the
+//! columns, factor types [`tessera_core::FactorKind`] and TEXT: both bind as `Arg`s and
+//! decode as row fields directly (`sql::row::Column` converts; add an impl there for a new
+//! domain type).
 //!
 //! Porting an `on_db!(self, MODE, |c| { body })` written before: move the body into such a
 //! function (its captured variables become parameters) and call it with `call!`.

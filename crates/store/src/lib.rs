@@ -2,7 +2,7 @@
 //! (many stateless nodes).
 //!
 //! Every SQL statement is written once, with `$N` placeholders that both backends accept, in
-//! ordinary functions generic over the connection ([`sql::Conn`], implemented by both
+//! ordinary functions generic over the connection (`sql::Conn`, implemented by both
 //! backends), run on whichever backend is configured by `db::call!` (which only picks the
 //! connection; `db` says how to write a store function). Security state (replay steps,
 //! attempt counters, single-use flags) only ever changes in single conditional statements,
