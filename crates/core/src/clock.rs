@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 /// A point in time as milliseconds since the Unix epoch (UTC). Stored as BIGINT in both
 /// databases so comparisons happen in SQL without any date-type differences between backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// The default is the epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -22,6 +23,9 @@ impl Timestamp {
     }
     pub fn plus_millis(self, ms: i64) -> Self {
         Timestamp(self.0.saturating_add(ms))
+    }
+    pub fn minus_millis(self, ms: i64) -> Self {
+        Timestamp(self.0.saturating_sub(ms))
     }
     /// WorkOS format: `YYYY-MM-DDTHH:MM:SS.mmmZ`, always exactly three fractional digits
     /// (Python 3.10's `fromisoformat` accepts only 3 or 6).

@@ -8,6 +8,7 @@
 pub mod authkit;
 pub mod clock;
 pub mod error;
+pub mod factor;
 pub mod id;
 pub mod jwt;
 pub mod limits;
@@ -21,3 +22,4 @@ pub mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{Error, FieldError, MfaInterruption, MfaStep};
+pub use factor::FactorKind;

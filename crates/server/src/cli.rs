@@ -117,7 +117,7 @@ async fn redirect_uris(
         RedirectUrisCommand::Add { uri } => {
             tessera_core::authkit::check_redirect_entry(&uri)
                 .map_err(|e| anyhow::anyhow!("cannot allow '{uri}': {e}"))?;
-            let added = store.add_redirect_uri(&uri, clock.now().millis()).await?;
+            let added = store.add_redirect_uri(&uri, clock.now()).await?;
             if added {
                 println!("added {uri}");
             } else {
@@ -449,7 +449,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let keys = crate::startup::load_keys(&config)?;
             let (store, client_id) = crate::startup::open_store(&config, clock.as_ref()).await?;
             let r = async {
-                crate::startup::verify_master_key(&store, &keys, clock.now().millis()).await?;
+                crate::startup::verify_master_key(&store, &keys, clock.now()).await?;
                 if store.find_active_signing_key().await?.is_none() {
                     crate::services::signin::rotate_signing_key(&store, &keys, clock.now()).await?;
                 }
@@ -504,7 +504,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (store, _) = crate::startup::open_existing_store(&config).await?;
             let r = async {
                 let keys = crate::startup::load_keys(&config)?;
-                crate::startup::verify_master_key(&store, &keys, clock.now().millis()).await?;
+                crate::startup::verify_master_key(&store, &keys, clock.now()).await?;
                 Ok::<_, anyhow::Error>(
                     crate::services::signin::rotate_signing_key(&store, &keys, clock.now()).await?,
                 )
@@ -563,7 +563,7 @@ async fn api_keys(
             for k in store.list_api_keys().await? {
                 let status = match k.revoked_at {
                     Some(t) => {
-                        format!("revoked {}", tessera_core::Timestamp(t).to_rfc3339_millis())
+                        format!("revoked {}", t.to_rfc3339_millis())
                     }
                     None => "active".to_owned(),
                 };
@@ -572,14 +572,14 @@ async fn api_keys(
                     k.id,
                     k.name,
                     k.lookup,
-                    tessera_core::Timestamp(k.created_at).to_rfc3339_millis(),
+                    k.created_at.to_rfc3339_millis(),
                     status
                 );
             }
             false
         }
         ApiKeysCommand::Revoke { id } => {
-            store.revoke_api_key(&id, clock.now().millis()).await?;
+            store.revoke_api_key(&id, clock.now()).await?;
             println!("revoked {id}");
             true
         }

@@ -23,12 +23,12 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Where each table is cut at the state's current time.
 pub fn cutoffs(state: &AppState) -> PruneCutoffs {
-    let now = state.now().millis();
+    let now = state.now();
     let days = i64::from(state.config.event_retention_days);
     PruneCutoffs {
         now,
-        challenges_expired_by: now - CHALLENGE_GRACE_MS,
-        events_before: (days > 0).then(|| now - days * DAY_MS),
+        challenges_expired_by: now.minus_millis(CHALLENGE_GRACE_MS),
+        events_before: (days > 0).then(|| now.minus_millis(days.saturating_mul(DAY_MS))),
     }
 }
 

@@ -131,10 +131,7 @@ pub async fn open_store(config: &Config, clock: &dyn Clock) -> anyhow::Result<(S
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let env = store
-        .ensure_environment(
-            &id::new_id(id::prefix::CLIENT, clock.now()),
-            clock.now().millis(),
-        )
+        .ensure_environment(&id::new_id(id::prefix::CLIENT, clock.now()), clock.now())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok((store, env.client_id))
@@ -187,7 +184,11 @@ const KEY_CHECK_TEXT: &[u8] = b"tessera master key check v1";
 /// the current signing key at every start, since signing every access token needs it. A
 /// check value sealed by an old key still in the ring (`TESSERA_OLD_MASTER_KEYS`) is fine
 /// and is sealed again under the current key, so the old key can later leave the ring.
-pub async fn verify_master_key(store: &Store, keys: &KeyRing, now: i64) -> anyhow::Result<()> {
+pub async fn verify_master_key(
+    store: &Store,
+    keys: &KeyRing,
+    now: tessera_core::Timestamp,
+) -> anyhow::Result<()> {
     let e = |e: tessera_core::Error| anyhow::anyhow!("{e}");
     let mut samples = Vec::new();
     let check = store.find_master_key_check().await.map_err(e)?;
@@ -278,7 +279,7 @@ pub async fn create_api_key(
         name: name.to_owned(),
         lookup: k.lookup,
         key_hash: k.hash,
-        created_at: now.millis(),
+        created_at: now,
         revoked_at: None,
     };
     store.insert_api_key(&row).await?;
@@ -293,7 +294,7 @@ impl Application {
             tracing::info!(database = %config.database_url, "using PostgreSQL");
         }
         let (store, client_id) = open_store(&config, clock.as_ref()).await?;
-        if let Err(e) = verify_master_key(&store, &keys, clock.now().millis()).await {
+        if let Err(e) = verify_master_key(&store, &keys, clock.now()).await {
             store.close().await;
             return Err(e);
         }

@@ -5,7 +5,7 @@
 //! check it), and timestamps are `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 
 use serde::Serialize;
-use tessera_core::Timestamp;
+use tessera_core::{FactorKind, Timestamp};
 use tessera_store::{ChallengeRow, FactorRow, Page, UserRow};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -45,9 +45,9 @@ impl From<&UserRow> for UserView {
             external_id: u.external_id.clone(),
             metadata: serde_json::from_str(&u.metadata).unwrap_or_default(),
             locale: u.locale.clone(),
-            last_sign_in_at: u.last_sign_in_at.map(Timestamp),
-            created_at: Timestamp(u.created_at),
-            updated_at: Timestamp(u.updated_at),
+            last_sign_in_at: u.last_sign_in_at,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
         }
     }
 }
@@ -77,7 +77,8 @@ pub struct FactorView {
     pub object: &'static str,
     pub id: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    #[schema(value_type = String, example = "totp")]
+    pub kind: FactorKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,7 +101,7 @@ pub struct TotpSecrets {
 
 impl FactorView {
     pub fn new(f: &FactorRow, secrets: Option<TotpSecrets>) -> Self {
-        let totp = (f.r#type == "totp").then(|| {
+        let totp = (f.r#type == FactorKind::Totp).then(|| {
             let (secret, qr_code, uri) = match secrets {
                 Some(s) => (Some(s.secret), Some(s.qr_code), Some(s.uri)),
                 None => (None, None, None),
@@ -116,19 +117,19 @@ impl FactorView {
         let sms = f
             .phone_number
             .as_ref()
-            .filter(|_| f.r#type == "sms")
+            .filter(|_| f.r#type == FactorKind::Sms)
             .map(|p| SmsView {
                 phone_number: p.clone(),
             });
         FactorView {
             object: "authentication_factor",
             id: f.id.clone(),
-            kind: f.r#type.clone(),
+            kind: f.r#type,
             user_id: f.user_id.clone(),
             totp,
             sms,
-            created_at: Timestamp(f.created_at),
-            updated_at: Timestamp(f.updated_at),
+            created_at: f.created_at,
+            updated_at: f.updated_at,
         }
     }
 }
@@ -156,10 +157,10 @@ impl ChallengeView {
             object: "authentication_challenge",
             id: c.id.clone(),
             authentication_factor_id: c.factor_id.clone(),
-            expires_at: Timestamp(c.expires_at),
+            expires_at: c.expires_at,
             code,
-            created_at: Timestamp(c.created_at),
-            updated_at: Timestamp(c.updated_at),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
         }
     }
 }

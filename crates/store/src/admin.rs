@@ -4,12 +4,13 @@
 //! conditional statement, like every other security rule here.
 
 use tessera_core::Error;
+use tessera_core::Timestamp;
 
-use crate::db::on_db;
+use crate::db::call;
 use crate::list::{ById, ListParams, Page};
 use crate::queries::{event_args, EVENT_INSERT, USER_COLS};
 use crate::rows::{EventRow, UserRow};
-use crate::sql::{args, Arg, Tx};
+use crate::sql::{args, Arg, Conn, Tx, Unique};
 use crate::Store;
 
 /// A dashboard administrator (never a user).
@@ -21,7 +22,7 @@ pub struct AdminRow {
     pub password_hash: String,
     /// The confirmed TOTP factor; `None` until enrolled.
     pub factor_id: Option<String>,
-    pub created_at: i64,
+    pub created_at: Timestamp,
 }
 
 /// A dashboard session. The cookie holds a random token; only its SHA-256 is stored.
@@ -33,8 +34,8 @@ pub struct AdminSessionRow {
     pub stage: String,
     pub factor_id: Option<String>,
     pub challenge_id: Option<String>,
-    pub created_at: i64,
-    pub last_seen_at: i64,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
 }
 
 crate::sql::from_row!(AdminRow {
@@ -90,43 +91,22 @@ impl Store {
     /// Inserts an admin; `EmailNotAvailable` when one has that email.
     pub async fn insert_admin(&self, a: &AdminRow, event: &EventRow) -> Result<(), Error> {
         let sql = format!("INSERT INTO admins ({ADMIN_COLS}) VALUES ($1, $2, $3, $4, $5)");
-        on_db!(self, transaction, |c| {
-            c.exec(
-                &sql,
-                args![
-                    &a.id,
-                    &a.email,
-                    &a.password_hash,
-                    &a.factor_id,
-                    a.created_at
-                ],
-            )
-            .await
-            .map_err(|e| {
-                if e.unique {
-                    Error::EmailNotAvailable(a.email.clone())
-                } else {
-                    e.into()
-                }
-            })?;
-            c.exec(EVENT_INSERT, &event_args(event)).await?;
-            Ok(Tx::Commit(()))
-        })
+        call!(self, transaction, |c| insert_admin(c, &sql, a, event))
     }
 
     pub async fn list_admins(&self) -> Result<Vec<AdminRow>, Error> {
         let sql = format!("SELECT {ADMIN_COLS} FROM admins ORDER BY email");
-        on_db!(self, read, |c| Ok(c.all(&sql, &[]).await?))
+        self.read_all(&sql, &[]).await
     }
 
     pub async fn find_admin_by_email(&self, email: &str) -> Result<Option<AdminRow>, Error> {
         let sql = format!("SELECT {ADMIN_COLS} FROM admins WHERE email = $1");
-        on_db!(self, read, |c| Ok(c.opt(&sql, args![email]).await?))
+        self.read_opt(&sql, args![email]).await
     }
 
     pub async fn find_admin(&self, id: &str) -> Result<Option<AdminRow>, Error> {
         let sql = format!("SELECT {ADMIN_COLS} FROM admins WHERE id = $1");
-        on_db!(self, read, |c| Ok(c.opt(&sql, args![id]).await?))
+        self.read_opt(&sql, args![id]).await
     }
 
     /// Removes an admin (their sessions go with them, by cascade) and their factor; the
@@ -137,17 +117,7 @@ impl Store {
         event: &dyn Fn(&AdminRow) -> EventRow,
     ) -> Result<Option<AdminRow>, Error> {
         let sql = format!("DELETE FROM admins WHERE email = $1 RETURNING {ADMIN_COLS}");
-        on_db!(self, transaction, |c| {
-            let Some(a): Option<AdminRow> = c.opt(&sql, args![email]).await? else {
-                return Ok(Tx::Rollback(None));
-            };
-            if let Some(f) = &a.factor_id {
-                c.exec("DELETE FROM auth_factors WHERE id = $1", args![f])
-                    .await?;
-            }
-            c.exec(EVENT_INSERT, &event_args(&event(&a))).await?;
-            Ok(Tx::Commit(Some(a)))
-        })
+        call!(self, transaction, |c| delete_admin(c, &sql, email, event))
     }
 
     /// Deletes an admin's factor and ends their sessions: they enrol again at their next
@@ -158,36 +128,16 @@ impl Store {
         event: &dyn Fn(&AdminRow) -> EventRow,
     ) -> Result<Option<AdminRow>, Error> {
         let sql = format!("SELECT {ADMIN_COLS} FROM admins WHERE email = $1");
-        on_db!(self, transaction, |c| {
-            let Some(a): Option<AdminRow> = c.opt(&sql, args![email]).await? else {
-                return Ok(Tx::Rollback(None));
-            };
-            c.exec(
-                "UPDATE admins SET factor_id = NULL WHERE id = $1",
-                args![&a.id],
-            )
-            .await?;
-            if let Some(f) = &a.factor_id {
-                c.exec("DELETE FROM auth_factors WHERE id = $1", args![f])
-                    .await?;
-            }
-            c.exec(
-                "DELETE FROM admin_sessions WHERE admin_id = $1",
-                args![&a.id],
-            )
-            .await?;
-            c.exec(EVENT_INSERT, &event_args(&event(&a))).await?;
-            Ok(Tx::Commit(Some(a)))
-        })
+        call!(self, transaction, |c| reset_admin_mfa(
+            c, &sql, email, event
+        ))
     }
 
     // ---- sessions ------------------------------------------------------------------------
 
     pub async fn insert_admin_session(&self, s: &AdminSessionRow) -> Result<(), Error> {
-        on_db!(self, write, |c| {
-            c.exec(SESSION_INSERT, &session_args(s)).await?;
-            Ok(())
-        })
+        self.write_exec(SESSION_INSERT, &session_args(s)).await?;
+        Ok(())
     }
 
     /// The session with this token hash in `stage`, if it is within both timeouts (idle:
@@ -198,28 +148,21 @@ impl Store {
         &self,
         token_hash: &[u8],
         stage: &str,
-        now: i64,
-        idle_since: i64,
-        created_since: i64,
+        now: Timestamp,
+        idle_since: Timestamp,
+        created_since: Timestamp,
     ) -> Result<Option<(AdminSessionRow, AdminRow)>, Error> {
         let touch = format!(
             "UPDATE admin_sessions SET last_seen_at = $2 WHERE token_hash = $1 AND stage = $3 AND last_seen_at > $4 AND created_at > $5 RETURNING {SESSION_COLS}"
         );
         let admin = format!("SELECT {ADMIN_COLS} FROM admins WHERE id = $1");
         // Two statements: a transaction, so the admin read sees the session it touched.
-        on_db!(self, transaction, |c| {
-            let Some(s): Option<AdminSessionRow> = c
-                .opt(
-                    &touch,
-                    args![token_hash, now, stage, idle_since, created_since],
-                )
-                .await?
-            else {
-                return Ok(Tx::Commit(None));
-            };
-            let a: Option<AdminRow> = c.opt(&admin, args![&s.admin_id]).await?;
-            Ok(Tx::Commit(a.map(|a| (s, a))))
-        })
+        call!(self, transaction, |c| touch_admin_session(
+            c,
+            &touch,
+            &admin,
+            args![token_hash, now, stage, idle_since, created_since]
+        ))
     }
 
     /// Finishes a sign-in: the `mfa` session `old_hash` is consumed (one conditional
@@ -234,33 +177,13 @@ impl Store {
         confirm_factor: Option<&str>,
         event: &EventRow,
     ) -> Result<bool, Error> {
-        on_db!(self, transaction, |c| {
-            let gone = c
-                .exec(
-                    "DELETE FROM admin_sessions WHERE token_hash = $1 AND stage = 'mfa' AND admin_id = $2",
-                    args![old_hash, &new.admin_id],
-                )
-                .await?;
-            if gone != 1 {
-                return Ok(Tx::Rollback(false));
-            }
-            if let Some(f) = confirm_factor {
-                // Two enrolments finished in parallel: only the first becomes the admin's
-                // factor; the other sign-in is refused (its app holds a useless secret).
-                let confirmed = c
-                    .exec(
-                        "UPDATE admins SET factor_id = $2 WHERE id = $1 AND factor_id IS NULL",
-                        args![&new.admin_id, f],
-                    )
-                    .await?;
-                if confirmed != 1 {
-                    return Ok(Tx::Rollback(false));
-                }
-            }
-            c.exec(SESSION_INSERT, &session_args(new)).await?;
-            c.exec(EVENT_INSERT, &event_args(event)).await?;
-            Ok(Tx::Commit(true))
-        })
+        call!(self, transaction, |c| promote_admin_session(
+            c,
+            old_hash,
+            new,
+            confirm_factor,
+            event
+        ))
     }
 
     /// Deletes an admin's expired sessions (idle since `idle_since` or created before
@@ -269,59 +192,45 @@ impl Store {
     pub async fn purge_admin_sessions(
         &self,
         admin_id: &str,
-        idle_since: i64,
-        created_since: i64,
+        idle_since: Timestamp,
+        created_since: Timestamp,
     ) -> Result<(), Error> {
-        on_db!(self, transaction, |c| {
-            c.exec(
-                "DELETE FROM auth_factors WHERE user_id IS NULL AND id IN (SELECT factor_id FROM admin_sessions WHERE admin_id = $1 AND stage = 'mfa' AND (last_seen_at <= $2 OR created_at <= $3)) \
-                 AND id NOT IN (SELECT factor_id FROM admins WHERE id = $1 AND factor_id IS NOT NULL)",
-                args![admin_id, idle_since, created_since],
-            )
-            .await?;
-            c.exec(
-                "DELETE FROM admin_sessions WHERE admin_id = $1 AND (last_seen_at <= $2 OR created_at <= $3)",
-                args![admin_id, idle_since, created_since],
-            )
-            .await?;
-            Ok(Tx::Commit(()))
-        })
+        call!(self, transaction, |c| purge_admin_sessions(
+            c,
+            admin_id,
+            idle_since,
+            created_since
+        ))
     }
 
     pub async fn delete_admin_session(&self, token_hash: &[u8]) -> Result<(), Error> {
-        on_db!(self, write, |c| {
-            c.exec(
-                "DELETE FROM admin_sessions WHERE token_hash = $1",
-                args![token_hash],
-            )
-            .await?;
-            Ok(())
-        })
+        self.write_exec(
+            "DELETE FROM admin_sessions WHERE token_hash = $1",
+            args![token_hash],
+        )
+        .await?;
+        Ok(())
     }
 
     // ---- settings ------------------------------------------------------------------------
 
     /// The stored TOTP issuer (`None` before the first start seeded it).
     pub async fn find_totp_issuer(&self) -> Result<Option<String>, Error> {
-        on_db!(self, read, |c| {
-            let v: Option<Option<String>> = c
-                .opt("SELECT totp_issuer FROM environment WHERE id = 1", &[])
-                .await?;
-            Ok(v.flatten())
-        })
+        let v: Option<Option<String>> = self
+            .read_opt("SELECT totp_issuer FROM environment WHERE id = 1", &[])
+            .await?;
+        Ok(v.flatten())
     }
 
     /// Sets the TOTP issuer; with `only_if_unset`, only when none is stored yet (the
     /// `--environment-name` flag seeds it; the dashboard changes it).
     pub async fn set_totp_issuer(&self, issuer: &str, only_if_unset: bool) -> Result<(), Error> {
-        on_db!(self, write, |c| {
-            c.exec(
-                "UPDATE environment SET totp_issuer = $1 WHERE id = 1 AND (totp_issuer IS NULL OR NOT $2)",
-                args![issuer, only_if_unset],
-            )
-            .await?;
-            Ok(())
-        })
+        self.write_exec(
+            "UPDATE environment SET totp_issuer = $1 WHERE id = 1 AND (totp_issuer IS NULL OR NOT $2)",
+            args![issuer, only_if_unset],
+        )
+        .await?;
+        Ok(())
     }
 
     // ---- dashboard lists -----------------------------------------------------------------
@@ -377,17 +286,152 @@ impl Store {
             marks.join(", ")
         );
         let params: Vec<Arg<'_>> = user_ids.iter().map(Arg::from).collect();
-        let rows: Vec<(String, i64)> = on_db!(self, read, |c| Ok(c.all(&sql, &params).await?))?;
+        let rows: Vec<(String, i64)> = self.read_all(&sql, &params).await?;
         Ok(rows.into_iter().collect())
     }
 
     /// The distinct event types present, for the filter menu (an index scan of
     /// `events_by_name`).
     pub async fn event_types(&self) -> Result<Vec<String>, Error> {
-        on_db!(self, read, |c| Ok(c
-            .all("SELECT DISTINCT event FROM events ORDER BY event", &[])
-            .await?))
+        self.read_all("SELECT DISTINCT event FROM events ORDER BY event", &[])
+            .await
     }
+}
+
+async fn insert_admin<C: Conn>(
+    c: &mut C,
+    sql: &str,
+    a: &AdminRow,
+    event: &EventRow,
+) -> Result<Tx<()>, Error> {
+    c.exec(
+        sql,
+        args![
+            &a.id,
+            &a.email,
+            &a.password_hash,
+            &a.factor_id,
+            a.created_at
+        ],
+    )
+    .await
+    .map_err(|e| match e.unique {
+        Some(Unique::AdminEmail) => Error::EmailNotAvailable(a.email.clone()),
+        _ => e.into(),
+    })?;
+    c.exec(EVENT_INSERT, &event_args(event)).await?;
+    Ok(Tx::Commit(()))
+}
+
+async fn delete_admin<C: Conn>(
+    c: &mut C,
+    sql: &str,
+    email: &str,
+    event: &dyn Fn(&AdminRow) -> EventRow,
+) -> Result<Tx<Option<AdminRow>>, Error> {
+    let Some(a): Option<AdminRow> = c.opt(sql, args![email]).await? else {
+        return Ok(Tx::Rollback(None));
+    };
+    if let Some(f) = &a.factor_id {
+        c.exec("DELETE FROM auth_factors WHERE id = $1", args![f])
+            .await?;
+    }
+    c.exec(EVENT_INSERT, &event_args(&event(&a))).await?;
+    Ok(Tx::Commit(Some(a)))
+}
+
+async fn reset_admin_mfa<C: Conn>(
+    c: &mut C,
+    sql: &str,
+    email: &str,
+    event: &dyn Fn(&AdminRow) -> EventRow,
+) -> Result<Tx<Option<AdminRow>>, Error> {
+    let Some(a): Option<AdminRow> = c.opt(sql, args![email]).await? else {
+        return Ok(Tx::Rollback(None));
+    };
+    c.exec(
+        "UPDATE admins SET factor_id = NULL WHERE id = $1",
+        args![&a.id],
+    )
+    .await?;
+    if let Some(f) = &a.factor_id {
+        c.exec("DELETE FROM auth_factors WHERE id = $1", args![f])
+            .await?;
+    }
+    c.exec(
+        "DELETE FROM admin_sessions WHERE admin_id = $1",
+        args![&a.id],
+    )
+    .await?;
+    c.exec(EVENT_INSERT, &event_args(&event(&a))).await?;
+    Ok(Tx::Commit(Some(a)))
+}
+
+async fn touch_admin_session<C: Conn>(
+    c: &mut C,
+    touch: &str,
+    admin: &str,
+    touch_args: &[Arg<'_>],
+) -> Result<Tx<Option<(AdminSessionRow, AdminRow)>>, Error> {
+    let Some(s): Option<AdminSessionRow> = c.opt(touch, touch_args).await? else {
+        return Ok(Tx::Commit(None));
+    };
+    let a: Option<AdminRow> = c.opt(admin, args![&s.admin_id]).await?;
+    Ok(Tx::Commit(a.map(|a| (s, a))))
+}
+
+async fn promote_admin_session<C: Conn>(
+    c: &mut C,
+    old_hash: &[u8],
+    new: &AdminSessionRow,
+    confirm_factor: Option<&str>,
+    event: &EventRow,
+) -> Result<Tx<bool>, Error> {
+    let gone = c
+        .exec(
+            "DELETE FROM admin_sessions WHERE token_hash = $1 AND stage = 'mfa' AND admin_id = $2",
+            args![old_hash, &new.admin_id],
+        )
+        .await?;
+    if gone != 1 {
+        return Ok(Tx::Rollback(false));
+    }
+    if let Some(f) = confirm_factor {
+        // Two enrolments finished in parallel: only the first becomes the admin's
+        // factor; the other sign-in is refused (its app holds a useless secret).
+        let confirmed = c
+            .exec(
+                "UPDATE admins SET factor_id = $2 WHERE id = $1 AND factor_id IS NULL",
+                args![&new.admin_id, f],
+            )
+            .await?;
+        if confirmed != 1 {
+            return Ok(Tx::Rollback(false));
+        }
+    }
+    c.exec(SESSION_INSERT, &session_args(new)).await?;
+    c.exec(EVENT_INSERT, &event_args(event)).await?;
+    Ok(Tx::Commit(true))
+}
+
+async fn purge_admin_sessions<C: Conn>(
+    c: &mut C,
+    admin_id: &str,
+    idle_since: Timestamp,
+    created_since: Timestamp,
+) -> Result<Tx<()>, Error> {
+    c.exec(
+        "DELETE FROM auth_factors WHERE user_id IS NULL AND id IN (SELECT factor_id FROM admin_sessions WHERE admin_id = $1 AND stage = 'mfa' AND (last_seen_at <= $2 OR created_at <= $3)) \
+         AND id NOT IN (SELECT factor_id FROM admins WHERE id = $1 AND factor_id IS NOT NULL)",
+        args![admin_id, idle_since, created_since],
+    )
+    .await?;
+    c.exec(
+        "DELETE FROM admin_sessions WHERE admin_id = $1 AND (last_seen_at <= $2 OR created_at <= $3)",
+        args![admin_id, idle_since, created_since],
+    )
+    .await?;
+    Ok(Tx::Commit(()))
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 
 use tessera_core::Error;
 
-use crate::db::on_db;
+use crate::db::call;
 use crate::queries::{challenge_args, event_args, CHALLENGE_INSERT, EVENT_INSERT};
 use crate::rows::{ChallengeRow, EventRow};
-use crate::sql::Tx;
+use crate::sql::{Conn, Tx};
 use crate::Store;
 
 impl Store {
@@ -17,12 +17,20 @@ impl Store {
         ch: &ChallengeRow,
         events: &[EventRow],
     ) -> Result<(), Error> {
-        on_db!(self, transaction, |c| {
-            c.exec(CHALLENGE_INSERT, &challenge_args(ch)).await?;
-            for e in events {
-                c.exec(EVENT_INSERT, &event_args(e)).await?;
-            }
-            Ok(Tx::Commit(()))
-        })
+        call!(self, transaction, |c| insert_challenge_with_events(
+            c, ch, events
+        ))
     }
+}
+
+async fn insert_challenge_with_events<C: Conn>(
+    c: &mut C,
+    ch: &ChallengeRow,
+    events: &[EventRow],
+) -> Result<Tx<()>, Error> {
+    c.exec(CHALLENGE_INSERT, &challenge_args(ch)).await?;
+    for e in events {
+        c.exec(EVENT_INSERT, &event_args(e)).await?;
+    }
+    Ok(Tx::Commit(()))
 }

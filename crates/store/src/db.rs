@@ -1,4 +1,47 @@
-//! Connecting, migrating, and the backend dispatch macro.
+//! Connecting, migrating, and running store functions on the configured backend.
+//!
+//! # How to write a store function
+//!
+//! A statement is written once, with `$1, $2, ..` placeholders, and run through the
+//! [`crate::sql::Conn`] methods `exec` (rows changed), `all`, `opt` and `one` (rows decoded
+//! by position into a [`crate::sql::FromRow`] type: a `*Row` with `from_row!`, a scalar, or
+//! a tuple of them). Parameters are `args![a, b]`.
+//!
+//! * One statement needs no function of its own: `self.read_all / read_opt / read_one(sql,
+//!   args![..])` on a reader, `self.write_exec / write_opt(sql, args![..])` as a one-statement
+//!   write.
+//! * Anything more is an ordinary generic function, run by [`call!`], which only picks the
+//!   connection:
+//!
+//! ```ignore
+//! pub async fn end_session(&self, id: &str, now: Timestamp) -> Result<Option<SessionRow>, Error> {
+//!     call!(self, transaction, |c| end_session_tx(c, id, now))
+//! }
+//!
+//! async fn end_session_tx<C: Conn>(c: &mut C, id: &str, now: Timestamp)
+//!     -> Result<Tx<Option<SessionRow>>, Error> {
+//!     let row: Option<SessionRow> = c.opt("UPDATE .. RETURNING ..", args![id, now]).await?;
+//!     if row.is_none() {
+//!         return Ok(Tx::Rollback(None)); // undo everything written so far
+//!     }
+//!     c.exec("UPDATE ..", args![id, now]).await?;
+//!     Ok(Tx::Commit(row))
+//! }
+//! ```
+//!
+//!   `read` functions take `c: &mut C` and return `Result<T, Error>`; `write` functions take
+//!   `c: Single<'_, C>` (one statement: a second does not compile) and return `Result<T,
+//!   Error>`; `transaction` functions take `c: &mut C` and return `Result<Tx<T>, Error>`. A
+//!   [`crate::sql::DbError`] converts into `Error` with `?`; match on its `unique` field ([`crate::sql::Unique`], by constraint)
+//!   where a unique constraint means a client error.
+//!
+//! Times are [`tessera_core::Timestamp`] in the API and BIGINT milliseconds in the
+//! columns, factor types [`tessera_core::FactorKind`] and TEXT: both bind as `Arg`s and
+//! decode as row fields directly (`sql::row::Column` converts; add an impl there for a new
+//! domain type).
+//!
+//! Porting an `on_db!(self, MODE, |c| { body })` written before: move the body into such a
+//! function (its captured variables become parameters) and call it with `call!`.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -6,6 +49,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use tessera_core::Error;
+
+use crate::sql::{Arg, Conn, FromRow, Single, Tx};
 
 /// A database URL whose `Debug` and `Display` never show a password.
 #[derive(Clone, PartialEq, Eq)]
@@ -149,40 +194,46 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Runs `$body` with `$c` bound to a connection of the configured backend ([`crate::sql`]
-/// has the two connection types, whose methods have the same names). The body is compiled
-/// once per backend, so a statement that one backend cannot run fails at test time on that
-/// backend, not silently. The body is an `async` block: `?` and `return` leave the body.
+/// `call!(store, MODE, |c| f(c, more, args))`: runs the store function `f` (an ordinary
+/// generic `async fn f<C: Conn>(..) -> Result<T, tessera_core::Error>`) on a connection of
+/// the configured backend, chosen by MODE. The macro only picks the connection and brackets
+/// the call; it takes nothing but a call of a function by name, so every body is a normal
+/// function, type-checked once.
 ///
-/// * `read`: a SQLite reader connection, or a PostgreSQL connection from the pool;
-/// * `write`: ONE statement ([`crate::sql::Single`]: a second one does not compile), on the
-///   single SQLite writer (in a savepoint of the current commit group: see
-///   [`crate::sql::Sqlite`]) or a PostgreSQL connection from the pool. One statement is
-///   atomic on both, and costs no BEGIN/COMMIT round trips on PostgreSQL;
-/// * `transaction`: all or nothing, for any number of statements; the body returns
-///   [`crate::sql::Tx`] to keep or undo its writes (an `Err` always undoes them). SQLite: a
-///   savepoint of the commit group; PostgreSQL: a transaction.
+/// * `read`: `f(c: &mut C, ..)`, on a SQLite reader connection, or a PostgreSQL connection from the pool;
+/// * `write`: `f(c: Single<'_, C>, ..)`, ONE statement ([`crate::sql::Single`] is used up by
+///   it: a second one does not compile), on the single SQLite writer (in a savepoint of the
+///   current commit group: see [`crate::sql::Sqlite`]) or a PostgreSQL connection from the pool.
+///   One statement is atomic on both, and costs no BEGIN/COMMIT round trips on PostgreSQL;
+/// * `transaction`: `f(c: &mut C, ..) -> Result<Tx<T>, Error>`, all or nothing for any number
+///   of statements; `f` returns [`crate::sql::Tx`] to keep or undo its writes (an `Err` always
+///   undoes them). SQLite: a savepoint of the commit group; PostgreSQL: a transaction.
 ///
-/// On PostgreSQL the whole body, the checkout of its connection included, is bounded by the
-/// database timeout, and a connection whose body did not run to its end is closed, not
+/// A future dropped half-way leaves nothing behind: on SQLite the writer's guard undoes the
+/// savepoint when dropped ([`crate::sql::sqlite::WriterGuard`]), on PostgreSQL `sqlx` rolls
+/// back a transaction that was dropped before its commit.
+///
+/// On PostgreSQL the whole call, the checkout of its connection included, is bounded by the
+/// database timeout, and a connection whose call did not run to its end is closed, not
 /// returned to the pool ([`crate::outage`]).
-macro_rules! on_db {
-    ($store:expr, read, |$c:ident| $body:expr) => {
+macro_rules! call {
+    ($store:expr, read, |$c:ident| $($f:ident)::+ ( $($a:expr),* $(,)? )) => {
         match &*$store.db {
-            $crate::db::Db::Sqlite(lite) => {
-                let mut conn = lite.reader()?;
-                let $c = &mut $crate::sql::Lite::new(&mut conn);
-                let r: Result<_, tessera_core::Error> = async { $body }.await;
-                r
-            }
+            $crate::db::Db::Sqlite(lite) => match lite.reader() {
+                Ok(mut conn) => {
+                    let $c = &mut $crate::sql::Lite::new(&mut conn);
+                    let r: Result<_, tessera_core::Error> = $($f)::+($($a),*).await;
+                    r
+                }
+                Err(e) => Err(e),
+            },
             $crate::db::Db::Postgres(pool) => {
                 $crate::outage::bounded($store.deadline, async {
                     let mut conn = $crate::outage::Checkout::acquire(pool).await?;
-                    let r: Result<_, tessera_core::Error> = async {
+                    let r: Result<_, tessera_core::Error> = {
                         let $c = &mut $crate::sql::Pg(conn.conn());
-                        $body
-                    }
-                    .await;
+                        $($f)::+($($a),*).await
+                    };
                     conn.finish();
                     r
                 })
@@ -190,28 +241,28 @@ macro_rules! on_db {
             }
         }
     };
-    ($store:expr, write, |$c:ident| $body:expr) => {
+    ($store:expr, write, |$c:ident| $($f:ident)::+ ( $($a:expr),* $(,)? )) => {
         match &*$store.db {
-            $crate::db::Db::Sqlite(lite) => {
-                let mut w = lite.enter().await?;
-                let r: Result<_, tessera_core::Error> = async {
-                    let mut conn = $crate::sql::Lite::new(&mut w.conn);
-                    let $c = $crate::sql::Single(&mut conn);
-                    $body
+            $crate::db::Db::Sqlite(lite) => match lite.enter().await {
+                Ok(mut w) => {
+                    let r: Result<_, tessera_core::Error> = {
+                        let mut conn = $crate::sql::Lite::new(&mut w.conn);
+                        let $c = $crate::sql::Single(&mut conn);
+                        $($f)::+($($a),*).await
+                    };
+                    let (out, ticket) = lite.leave(w, r.map($crate::sql::Tx::Commit));
+                    lite.settle(out, ticket).await
                 }
-                .await;
-                let (out, ticket) = lite.leave(w, r.map($crate::sql::Tx::Commit));
-                lite.settle(out, ticket).await
-            }
+                Err(e) => Err(e),
+            },
             $crate::db::Db::Postgres(pool) => {
                 $crate::outage::bounded($store.deadline, async {
                     let mut conn = $crate::outage::Checkout::acquire(pool).await?;
-                    let r: Result<_, tessera_core::Error> = async {
+                    let r: Result<_, tessera_core::Error> = {
                         let mut pg = $crate::sql::Pg(conn.conn());
                         let $c = $crate::sql::Single(&mut pg);
-                        $body
-                    }
-                    .await;
+                        $($f)::+($($a),*).await
+                    };
                     conn.finish();
                     r
                 })
@@ -219,43 +270,32 @@ macro_rules! on_db {
             }
         }
     };
-    ($store:expr, transaction, |$c:ident| $body:expr) => {
+    ($store:expr, transaction, |$c:ident| $($f:ident)::+ ( $($a:expr),* $(,)? )) => {
         match &*$store.db {
-            $crate::db::Db::Sqlite(lite) => {
-                let mut w = lite.enter().await?;
-                let r: Result<$crate::sql::Tx<_>, tessera_core::Error> = async {
-                    let $c = &mut $crate::sql::Lite::new(&mut w.conn);
-                    $body
+            $crate::db::Db::Sqlite(lite) => match lite.enter().await {
+                Ok(mut w) => {
+                    let r: Result<$crate::sql::Tx<_>, tessera_core::Error> = {
+                        let $c = &mut $crate::sql::Lite::new(&mut w.conn);
+                        $($f)::+($($a),*).await
+                    };
+                    let (out, ticket) = lite.leave(w, r);
+                    lite.settle(out, ticket).await
                 }
-                .await;
-                let (out, ticket) = lite.leave(w, r);
-                lite.settle(out, ticket).await
-            }
+                Err(e) => Err(e),
+            },
             $crate::db::Db::Postgres(pool) => {
                 $crate::outage::bounded($store.deadline, async {
                     let mut conn = $crate::outage::Checkout::acquire(pool).await?;
-                    let r: Result<_, tessera_core::Error> = async {
-                        let mut tx = sqlx::Connection::begin(conn.conn())
-                            .await
-                            .map_err($crate::db::internal)?;
-                        let r: Result<$crate::sql::Tx<_>, tessera_core::Error> = async {
-                            let $c = &mut $crate::sql::Pg(&mut tx);
-                            $body
+                    let r = match sqlx::Connection::begin(conn.conn()).await {
+                        Ok(mut tx) => {
+                            let r: Result<$crate::sql::Tx<_>, tessera_core::Error> = {
+                                let $c = &mut $crate::sql::Pg(&mut tx);
+                                $($f)::+($($a),*).await
+                            };
+                            $crate::db::pg_finish(tx, r).await
                         }
-                        .await;
-                        match r {
-                            Ok($crate::sql::Tx::Commit(v)) => {
-                                tx.commit().await.map_err($crate::db::internal)?;
-                                Ok(v)
-                            }
-                            Ok($crate::sql::Tx::Rollback(v)) => {
-                                tx.rollback().await.map_err($crate::db::internal)?;
-                                Ok(v)
-                            }
-                            Err(e) => Err(e),
-                        }
-                    }
-                    .await;
+                        Err(e) => Err($crate::db::internal(e)),
+                    };
                     conn.finish();
                     r
                 })
@@ -264,12 +304,98 @@ macro_rules! on_db {
         }
     };
 }
-pub(crate) use on_db;
+pub(crate) use call;
 
 /// A sqlx error as [`Error::Internal`], or [`Error::Unavailable`] when the database is out
 /// of reach ([`crate::outage::db_error`]).
 pub(crate) fn internal(e: sqlx::Error) -> Error {
     crate::outage::db_error(e)
+}
+
+/// Ends a PostgreSQL transaction as its body decided (an `Err` rolls back when `tx` drops).
+pub(crate) async fn pg_finish<T>(
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    r: Result<Tx<T>, Error>,
+) -> Result<T, Error> {
+    match r? {
+        Tx::Commit(v) => {
+            tx.commit().await.map_err(internal)?;
+            Ok(v)
+        }
+        Tx::Rollback(v) => {
+            tx.rollback().await.map_err(internal)?;
+            Ok(v)
+        }
+    }
+}
+
+// One statement on the connection a mode gives: for the many store functions that are
+// just one statement, so they need no function of their own.
+async fn all<C: Conn, T: FromRow>(c: &mut C, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>, Error> {
+    Ok(c.all(sql, args).await?)
+}
+async fn opt<C: Conn, T: FromRow>(
+    c: &mut C,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> Result<Option<T>, Error> {
+    Ok(c.opt(sql, args).await?)
+}
+async fn one<C: Conn, T: FromRow>(c: &mut C, sql: &str, args: &[Arg<'_>]) -> Result<T, Error> {
+    Ok(c.one(sql, args).await?)
+}
+async fn exec_one<C: Conn>(c: Single<'_, C>, sql: &str, args: &[Arg<'_>]) -> Result<u64, Error> {
+    Ok(c.exec(sql, args).await?)
+}
+async fn opt_one<C: Conn, T: FromRow>(
+    c: Single<'_, C>,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> Result<Option<T>, Error> {
+    Ok(c.opt(sql, args).await?)
+}
+
+impl Store {
+    /// Runs one read statement: every row.
+    pub(crate) async fn read_all<T: FromRow>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<T>, Error> {
+        call!(self, read, |c| all(c, sql, args))
+    }
+
+    /// Runs one read statement: its first row, if any.
+    pub(crate) async fn read_opt<T: FromRow>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, Error> {
+        call!(self, read, |c| opt(c, sql, args))
+    }
+
+    /// Runs one read statement: its first row; none is an error.
+    pub(crate) async fn read_one<T: FromRow>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<T, Error> {
+        call!(self, read, |c| one(c, sql, args))
+    }
+
+    /// Runs one writing statement: the number of rows it changed.
+    pub(crate) async fn write_exec(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64, Error> {
+        call!(self, write, |c| exec_one(c, sql, args))
+    }
+
+    /// Runs one writing statement with a `RETURNING` clause: its first row, if any.
+    pub(crate) async fn write_opt<T: FromRow>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, Error> {
+        call!(self, write, |c| opt_one(c, sql, args))
+    }
 }
 
 impl Store {
@@ -371,11 +497,9 @@ impl Store {
 
     /// Cheap readiness probe: one round trip on PostgreSQL, bounded by the database timeout.
     pub async fn ping(&self) -> Result<(), Error> {
-        on_db!(self, read, |c| {
-            // BIGINT: PostgreSQL types a bare `1` as INT4, which does not decode as i64.
-            let _: i64 = c.one("SELECT CAST(1 AS BIGINT)", &[]).await?;
-            Ok(())
-        })
+        // BIGINT: PostgreSQL types a bare `1` as INT4, which does not decode as i64.
+        let _: i64 = self.read_one("SELECT CAST(1 AS BIGINT)", &[]).await?;
+        Ok(())
     }
 }
 

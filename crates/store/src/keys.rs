@@ -3,8 +3,8 @@
 //! and samples of other sealed rows for databases created before the check existed.
 
 use tessera_core::Error;
+use tessera_core::Timestamp;
 
-use crate::db::on_db;
 use crate::sql::args;
 use crate::Store;
 
@@ -25,14 +25,9 @@ crate::sql::from_row!(SealedSample {
 impl Store {
     /// The check value: (id of the master key that sealed it, sealed blob).
     pub async fn find_master_key_check(&self) -> Result<Option<SealedSample>, Error> {
-        on_db!(self, read, |c| {
-            Ok(c
-            .opt(
-                "SELECT CAST('master_key_check' AS TEXT), key_id, sealed FROM master_key_check WHERE id = 1",
-                &[]
-            )
-            .await?)
-        })
+        const SQL: &str = "SELECT CAST('master_key_check' AS TEXT), key_id, sealed \
+             FROM master_key_check WHERE id = 1";
+        self.read_opt(SQL, &[]).await
     }
 
     /// Writes the check value unless one exists (another node may have written it first):
@@ -41,17 +36,11 @@ impl Store {
         &self,
         key_id: &str,
         sealed: &[u8],
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, Error> {
-        let n = on_db!(self, write, |c| {
-            Ok(c
-            .exec(
-                "INSERT INTO master_key_check (id, key_id, sealed, updated_at) VALUES (1, $1, $2, $3) \
-                 ON CONFLICT (id) DO NOTHING",
-                args![key_id, sealed, now]
-            )
-            .await?)
-        })?;
+        const SQL: &str = "INSERT INTO master_key_check (id, key_id, sealed, updated_at) \
+             VALUES (1, $1, $2, $3) ON CONFLICT (id) DO NOTHING";
+        let n = self.write_exec(SQL, args![key_id, sealed, now]).await?;
         Ok(n == 1)
     }
 
@@ -62,39 +51,35 @@ impl Store {
         old_key_id: &str,
         key_id: &str,
         sealed: &[u8],
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, Error> {
-        let n = on_db!(self, write, |c| Ok(c
-            .exec(
+        let n = self
+            .write_exec(
                 "UPDATE master_key_check SET key_id = $2, sealed = $3, updated_at = $4 \
                  WHERE id = 1 AND key_id = $1",
-                args![old_key_id, key_id, sealed, now]
+                args![old_key_id, key_id, sealed, now],
             )
-            .await?))?;
+            .await?;
         Ok(n == 1)
     }
 
     /// The newest unretired signing key's sealed private key (row id = its kid).
     pub async fn find_active_signing_key_sealed(&self) -> Result<Option<SealedSample>, Error> {
-        on_db!(self, read, |c| {
-            Ok(c
-            .opt(
-                "SELECT kid, secret_key_id, secret_sealed FROM signing_keys WHERE retired_at IS NULL \
+        self.read_opt(
+            "SELECT kid, secret_key_id, secret_sealed FROM signing_keys WHERE retired_at IS NULL \
                  ORDER BY created_at DESC, kid DESC LIMIT 1",
-                &[]
-            )
-            .await?)
-        })
+            &[],
+        )
+        .await
     }
 
     /// Any one sealed TOTP secret (row id = its factor id).
     pub async fn find_any_sealed_totp_secret(&self) -> Result<Option<SealedSample>, Error> {
-        on_db!(self, read, |c| Ok(c
-            .opt(
-                "SELECT id, secret_key_id, secret_sealed FROM auth_factors \
+        self.read_opt(
+            "SELECT id, secret_key_id, secret_sealed FROM auth_factors \
                  WHERE secret_sealed IS NOT NULL AND secret_key_id IS NOT NULL LIMIT 1",
-                &[]
-            )
-            .await?))
+            &[],
+        )
+        .await
     }
 }

@@ -1,10 +1,12 @@
 //! Tessera's persistence layer: one [`Store`] over SQLite (embedded default) or PostgreSQL
 //! (many stateless nodes).
 //!
-//! Every SQL statement is written once, with `$N` placeholders that both backends accept, and
-//! run on whichever pool is configured through the [`on_db!`] macro, which expands the same
-//! body once per backend. Security state (replay steps, attempt counters, single-use flags)
-//! only ever changes in single conditional statements, so rules hold across nodes.
+//! Every SQL statement is written once, with `$N` placeholders that both backends accept, in
+//! ordinary functions generic over the connection (`sql::Conn`, implemented by both
+//! backends), run on whichever backend is configured by `db::call!` (which only picks the
+//! connection; `db` says how to write a store function). Security state (replay steps,
+//! attempt counters, single-use flags) only ever changes in single conditional statements,
+//! so rules hold across nodes.
 //!
 //! SQLite is given one writer connection and a pool of readers: SQLite serialises writers
 //! anyway, and letting many connections race for the write lock turns contention into

@@ -7,7 +7,6 @@
 
 use tessera_core::Error;
 
-use crate::db::on_db;
 use crate::sql::{Arg, FromRow};
 
 use crate::Store;
@@ -160,7 +159,7 @@ impl<'a> ById<'a> {
         let n = self.bind(p.limit + 1);
         self.sql += &format!(" ORDER BY id {} LIMIT {n}", s.dir);
         let (sql, args) = (self.sql, self.args);
-        let rows = on_db!(store, read, |c| Ok(c.all(&sql, &args).await?))?;
+        let rows = store.read_all(&sql, &args).await?;
         Ok(p.page(&s, rows, id))
     }
 }

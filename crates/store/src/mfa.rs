@@ -7,12 +7,13 @@
 
 use tessera_core::limits::{gcra_allows, Rate};
 use tessera_core::Error;
+use tessera_core::Timestamp;
 
-use crate::db::on_db;
+use crate::db::call;
 use crate::list::{ById, ListParams, Page};
 use crate::queries::{challenge_args, event_args, CHALLENGE_COLS, CHALLENGE_INSERT, EVENT_INSERT};
 use crate::rows::{ChallengeRow, EventRow};
-use crate::sql::{args, Cols, DbError, FromRow, Pg, Tx};
+use crate::sql::{args, Cols, Conn, DbError, FromRow, Pg, Tx};
 use crate::Store;
 
 /// One verification attempt, already evaluated by the caller (the code check is pure).
@@ -25,7 +26,7 @@ pub struct VerifyAttempt<'a> {
     pub correct: bool,
     /// For a matching TOTP code, the time step it matched.
     pub totp_step: Option<i64>,
-    pub now: i64,
+    pub now: Timestamp,
     pub max_attempts: i64,
     pub factor_rate: Rate,
     pub user_rate: Rate,
@@ -87,7 +88,11 @@ pub enum Refusal {
 }
 
 /// Why a challenge cannot take another attempt, judged from its row (`None`: it can).
-pub fn challenge_refusal(c: Option<&ChallengeRow>, now: i64, max_attempts: i64) -> Option<Refusal> {
+pub fn challenge_refusal(
+    c: Option<&ChallengeRow>,
+    now: Timestamp,
+    max_attempts: i64,
+) -> Option<Refusal> {
     let Some(c) = c else {
         return Some(Refusal::NotFound);
     };
@@ -108,7 +113,7 @@ pub struct FactorLockRow {
     /// Wrong codes since the last accepted one.
     pub consecutive_failures: i64,
     /// When the factor was locked; `None` while it can be used.
-    pub locked_at: Option<i64>,
+    pub locked_at: Option<Timestamp>,
 }
 
 /// A factor's columns that the verification rule reads and writes.
@@ -117,7 +122,7 @@ pub struct FactorGuardRow {
     pub last_totp_step: i64,
     pub fail_tat: i64,
     pub consecutive_failures: i64,
-    pub locked_at: Option<i64>,
+    pub locked_at: Option<Timestamp>,
 }
 crate::sql::from_row!(FactorGuardRow {
     last_totp_step,
@@ -191,10 +196,14 @@ impl Step {
             Step::NotFound => refused(Refusal::NotFound),
             Step::Locked => refused(Refusal::FactorLocked),
             Step::FactorLimited => refused(Refusal::FactorRateLimited {
-                retry_after_secs: a.factor_rate.retry_after_secs(tat.unwrap_or(a.now), a.now),
+                retry_after_secs: a
+                    .factor_rate
+                    .retry_after_secs(tat.unwrap_or(a.now.millis()), a.now.millis()),
             }),
             Step::UserLimited => refused(Refusal::UserRateLimited {
-                retry_after_secs: a.user_rate.retry_after_secs(tat.unwrap_or(a.now), a.now),
+                retry_after_secs: a
+                    .user_rate
+                    .retry_after_secs(tat.unwrap_or(a.now.millis()), a.now.millis()),
             }),
             // The UPDATE's conditions failed, so one of these holds (a row passing them all
             // cannot change between two statements of one transaction).
@@ -229,7 +238,7 @@ const SMS_CHARGE: &str =
 fn events_json(event: &(dyn Fn(AttemptKind) -> EventRow + Sync)) -> String {
     let one = |k| {
         let e: EventRow = event(k);
-        serde_json::json!({ "id": e.id, "event": e.event, "data": e.data, "created_at": e.created_at })
+        serde_json::json!({ "id": e.id, "event": e.event, "data": e.data, "created_at": e.created_at.millis() })
     };
     serde_json::json!({
         "succeeded": one(AttemptKind::Succeeded),
@@ -317,7 +326,7 @@ impl Store {
         event: &(dyn Fn(AttemptKind) -> EventRow + Sync),
     ) -> Result<VerifyOutcome, Error> {
         if let crate::db::Db::Postgres(pool) = &*self.db {
-            // Not through `on_db!`: SQLite has no such function. Bounded the same way.
+            // Not through `call!`: SQLite has no such function. Bounded the same way.
             return crate::outage::bounded(self.deadline, async {
                 let mut conn = crate::outage::Checkout::acquire(pool).await?;
                 let r = verify_attempt_pg(conn.conn(), a, event).await;
@@ -326,104 +335,18 @@ impl Store {
             })
             .await;
         }
-        let (step, tat, challenge) = on_db!(self, transaction, |c| {
-            let rollback = |step, tat| Ok(Tx::Rollback((step, tat, None)));
-            // 1. SQLite has one writer, and this body holds it: what it reads stays true.
-            let f: Option<FactorGuardRow> = c.opt(FACTOR_GUARD, args![a.factor_id]).await?;
-            let Some(f) = f else {
-                return rollback(Step::NotFound, None);
-            };
-            // 2.
-            if f.locked_at.is_some() {
-                return rollback(Step::Locked, None);
-            }
-            // 3.
-            let fr = a.factor_rate;
-            if !gcra_allows(f.fail_tat, a.now, fr.interval_ms(), fr.window_ms) {
-                return rollback(Step::FactorLimited, Some(f.fail_tat));
-            }
-            if let Some(uid) = a.user_id {
-                let u: Option<i64> = c
-                    .opt("SELECT mfa_fail_tat FROM users WHERE id = $1", args![uid])
-                    .await?;
-                let Some(u_tat) = u else {
-                    return rollback(Step::NotFound, None);
-                };
-                let ur = a.user_rate;
-                if !gcra_allows(u_tat, a.now, ur.interval_ms(), ur.window_ms) {
-                    return rollback(Step::UserLimited, Some(u_tat));
-                }
-            }
-            // 4.
-            let accepted = a.correct
-                && match a.totp_step {
-                    Some(step) => f.last_totp_step < step,
-                    None => true,
-                };
-            let wrong = !a.correct;
-            let locks = wrong && f.consecutive_failures + 1 >= a.lock_after;
-            // 5.
-            let updated: Option<ChallengeRow> = c
-                .opt(
-                    CHALLENGE_ATTEMPT,
-                    args![a.challenge_id, accepted, a.now, a.max_attempts],
-                )
-                .await?;
-            let Some(challenge) = updated else {
-                let current: Option<ChallengeRow> = c
-                    .opt(
-                        &format!("SELECT {CHALLENGE_COLS} FROM auth_challenges WHERE id = $1"),
-                        args![a.challenge_id],
-                    )
-                    .await?;
-                return Ok(Tx::Rollback((Step::ChallengeRefused, None, current)));
-            };
-            // 6.
-            c.exec(
-                FACTOR_AFTER_ATTEMPT,
-                args![
-                    a.factor_id,
-                    accepted,
-                    wrong,
-                    a.totp_step,
-                    a.now,
-                    fr.interval_ms(),
-                    locks
-                ],
-            )
-            .await?;
-            if let (Some(uid), true) = (a.user_id, wrong) {
-                c.exec(
-                    "UPDATE users SET mfa_fail_tat = tessera_gcra_next(mfa_fail_tat, $2, $3) WHERE id = $1",
-                    args![uid, a.now, a.user_rate.interval_ms()],
-                )
-                .await?;
-            }
-            // 7.
-            let (step, kind) = match (accepted, wrong, locks) {
-                (true, _, _) => (Step::Verified, AttemptKind::Succeeded),
-                (false, true, false) => (Step::Rejected, AttemptKind::Failed),
-                (false, true, true) => (Step::RejectedAndLocked, AttemptKind::Failed),
-                (false, false, _) => (Step::Replayed, AttemptKind::Replayed),
-            };
-            c.exec(EVENT_INSERT, &event_args(&event(kind))).await?;
-            if locks {
-                c.exec(EVENT_INSERT, &event_args(&event(AttemptKind::Locked)))
-                    .await?;
-            }
-            Ok(Tx::Commit((step, None, Some(challenge))))
-        })?;
+        let (step, tat, challenge) = call!(self, transaction, |c| verify_attempt(c, a, event))?;
         step.outcome(a, tat, challenge)
     }
 
     /// The lockout state of a factor; `None` if there is no such factor.
     pub async fn find_factor_lock(&self, factor_id: &str) -> Result<Option<FactorLockRow>, Error> {
-        let row: Option<(i64, Option<i64>)> = on_db!(self, read, |c| Ok(c
-            .opt(
+        let row: Option<(i64, Option<Timestamp>)> = self
+            .read_opt(
                 "SELECT consecutive_failures, locked_at FROM auth_factors WHERE id = $1",
-                args![factor_id]
+                args![factor_id],
             )
-            .await?))?;
+            .await?;
         Ok(row.map(|(consecutive_failures, locked_at)| FactorLockRow {
             consecutive_failures,
             locked_at,
@@ -433,19 +356,7 @@ impl Store {
     /// Unlocks a factor and clears its consecutive failures (an administrator's decision),
     /// recording `event` in the same transaction. `Ok(false)`: no such factor.
     pub async fn unlock_factor(&self, factor_id: &str, event: &EventRow) -> Result<bool, Error> {
-        on_db!(self, transaction, |c| {
-            let n = c
-                .exec(
-                    "UPDATE auth_factors SET consecutive_failures = 0, locked_at = NULL WHERE id = $1",
-                    args![factor_id],
-                )
-                .await?;
-            if n == 0 {
-                return Ok(Tx::Rollback(false));
-            }
-            c.exec(EVENT_INSERT, &event_args(event)).await?;
-            Ok(Tx::Commit(true))
-        })
+        call!(self, transaction, |c| unlock_factor(c, factor_id, event))
     }
 
     /// Every column the verification rule touches for this challenge, factor and user.
@@ -456,23 +367,13 @@ impl Store {
         user_id: Option<&str>,
     ) -> Result<VerificationRows, Error> {
         let challenge_sql = format!("SELECT {CHALLENGE_COLS} FROM auth_challenges WHERE id = $1");
-        on_db!(self, read, |c| {
-            let challenge: Option<ChallengeRow> =
-                c.opt(&challenge_sql, args![challenge_id]).await?;
-            let factor: Option<FactorGuardRow> = c.opt(FACTOR_GUARD, args![factor_id]).await?;
-            let user_fail_tat: Option<i64> = match user_id {
-                Some(u) => {
-                    c.opt("SELECT mfa_fail_tat FROM users WHERE id = $1", args![u])
-                        .await?
-                }
-                None => None,
-            };
-            Ok(VerificationRows {
-                challenge,
-                factor,
-                user_fail_tat,
-            })
-        })
+        call!(self, read, |c| verification_rows(
+            c,
+            &challenge_sql,
+            challenge_id,
+            factor_id,
+            user_id
+        ))
     }
 
     /// Evaluates the GCRA rule in SQL (`tessera_gcra_allows`, `tessera_gcra_next`) on this
@@ -484,14 +385,12 @@ impl Store {
         interval_ms: i64,
         window_ms: i64,
     ) -> Result<(bool, i64), Error> {
-        let (allows, next): (i64, i64) = on_db!(self, read, |c| {
-            Ok(c
-            .one(
+        let (allows, next): (i64, i64) = self
+            .read_one(
                 "SELECT CASE WHEN tessera_gcra_allows($1, $2, $3, $4) THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END, tessera_gcra_next($1, $2, $3)",
-                args![tat, now, interval_ms, window_ms]
+                args![tat, now, interval_ms, window_ms],
             )
-            .await?)
-        })?;
+            .await?;
         Ok((allows == 1, next))
     }
 
@@ -500,49 +399,57 @@ impl Store {
     pub async fn charge_sms_send(
         &self,
         phone: &str,
-        now: i64,
+        now: Timestamp,
         rate: Rate,
     ) -> Result<Result<(), i64>, Error> {
-        let charged: Option<i64> = on_db!(self, write, |c| Ok(c
-            .opt(
+        let charged: Option<i64> = self
+            .write_opt(
                 SMS_CHARGE,
-                args![phone, now, rate.interval_ms(), rate.window_ms]
+                args![phone, now, rate.interval_ms(), rate.window_ms],
             )
-            .await?))?;
+            .await?;
         if charged.is_some() {
             return Ok(Ok(()));
         }
         // Refused: the TAT that refused it, for Retry-After (a read of its own; a write body
         // runs one statement).
-        let tat: i64 = on_db!(self, read, |c| Ok(c
-            .one(
+        let tat: i64 = self
+            .read_one(
                 "SELECT tat FROM sms_send_limits WHERE phone_number = $1",
-                args![phone]
+                args![phone],
             )
-            .await?))?;
-        Ok(Err(rate.retry_after_secs(tat, now)))
+            .await?;
+        Ok(Err(rate.retry_after_secs(tat, now.millis())))
     }
 
     pub async fn insert_challenge(&self, ch: &ChallengeRow) -> Result<(), Error> {
-        on_db!(self, write, |c| {
-            c.exec(CHALLENGE_INSERT, &challenge_args(ch)).await?;
-            Ok(())
-        })
+        self.write_exec(CHALLENGE_INSERT, &challenge_args(ch))
+            .await?;
+        Ok(())
     }
 
     pub async fn insert_event(&self, e: &EventRow) -> Result<(), Error> {
-        on_db!(self, write, |c| {
-            c.exec(EVENT_INSERT, &event_args(e)).await?;
-            Ok(())
-        })
+        self.write_exec(EVENT_INSERT, &event_args(e)).await?;
+        Ok(())
+    }
+
+    /// For the tests of cancellation: inserts `e` in a transaction that then waits for `wait`
+    /// before it commits, so a test can drop it half-way.
+    #[doc(hidden)]
+    pub async fn insert_event_then_wait(
+        &self,
+        e: &EventRow,
+        wait: impl std::future::Future<Output = ()>,
+    ) -> Result<(), Error> {
+        call!(self, transaction, |c| insert_event_then_wait(c, e, wait))
     }
 
     /// Events, optionally only those named in `names` and created in `[start, end)`.
     pub async fn list_events(
         &self,
         names: &[String],
-        start: Option<i64>,
-        end: Option<i64>,
+        start: Option<Timestamp>,
+        end: Option<Timestamp>,
         p: &ListParams,
     ) -> Result<Page<EventRow>, Error> {
         let mut q = ById::new("SELECT id, event, data, created_at FROM events WHERE 1 = 1");
@@ -560,4 +467,149 @@ impl Store {
         }
         q.page(self, p, |r: &EventRow| r.id.as_str()).await
     }
+}
+
+/// [`Store::verify_attempt`] on SQLite: the steps of `tessera_verify_attempt`, numbered as
+/// there, in one transaction on the single writer.
+async fn verify_attempt<C: Conn>(
+    c: &mut C,
+    a: &VerifyAttempt<'_>,
+    event: &(dyn Fn(AttemptKind) -> EventRow + Sync),
+) -> Result<Tx<(Step, Option<i64>, Option<ChallengeRow>)>, Error> {
+    let rollback = |step, tat| Ok(Tx::Rollback((step, tat, None)));
+    // 1. SQLite has one writer, and this body holds it: what it reads stays true.
+    let f: Option<FactorGuardRow> = c.opt(FACTOR_GUARD, args![a.factor_id]).await?;
+    let Some(f) = f else {
+        return rollback(Step::NotFound, None);
+    };
+    // 2.
+    if f.locked_at.is_some() {
+        return rollback(Step::Locked, None);
+    }
+    // 3.
+    let fr = a.factor_rate;
+    if !gcra_allows(f.fail_tat, a.now.millis(), fr.interval_ms(), fr.window_ms) {
+        return rollback(Step::FactorLimited, Some(f.fail_tat));
+    }
+    if let Some(uid) = a.user_id {
+        let u: Option<i64> = c
+            .opt("SELECT mfa_fail_tat FROM users WHERE id = $1", args![uid])
+            .await?;
+        let Some(u_tat) = u else {
+            return rollback(Step::NotFound, None);
+        };
+        let ur = a.user_rate;
+        if !gcra_allows(u_tat, a.now.millis(), ur.interval_ms(), ur.window_ms) {
+            return rollback(Step::UserLimited, Some(u_tat));
+        }
+    }
+    // 4.
+    let accepted = a.correct
+        && match a.totp_step {
+            Some(step) => f.last_totp_step < step,
+            None => true,
+        };
+    let wrong = !a.correct;
+    let locks = wrong && f.consecutive_failures + 1 >= a.lock_after;
+    // 5.
+    let updated: Option<ChallengeRow> = c
+        .opt(
+            CHALLENGE_ATTEMPT,
+            args![a.challenge_id, accepted, a.now, a.max_attempts],
+        )
+        .await?;
+    let Some(challenge) = updated else {
+        let current: Option<ChallengeRow> = c
+            .opt(
+                &format!("SELECT {CHALLENGE_COLS} FROM auth_challenges WHERE id = $1"),
+                args![a.challenge_id],
+            )
+            .await?;
+        return Ok(Tx::Rollback((Step::ChallengeRefused, None, current)));
+    };
+    // 6.
+    c.exec(
+        FACTOR_AFTER_ATTEMPT,
+        args![
+            a.factor_id,
+            accepted,
+            wrong,
+            a.totp_step,
+            a.now,
+            fr.interval_ms(),
+            locks
+        ],
+    )
+    .await?;
+    if let (Some(uid), true) = (a.user_id, wrong) {
+        c.exec(
+            "UPDATE users SET mfa_fail_tat = tessera_gcra_next(mfa_fail_tat, $2, $3) WHERE id = $1",
+            args![uid, a.now, a.user_rate.interval_ms()],
+        )
+        .await?;
+    }
+    // 7.
+    let (step, kind) = match (accepted, wrong, locks) {
+        (true, _, _) => (Step::Verified, AttemptKind::Succeeded),
+        (false, true, false) => (Step::Rejected, AttemptKind::Failed),
+        (false, true, true) => (Step::RejectedAndLocked, AttemptKind::Failed),
+        (false, false, _) => (Step::Replayed, AttemptKind::Replayed),
+    };
+    c.exec(EVENT_INSERT, &event_args(&event(kind))).await?;
+    if locks {
+        c.exec(EVENT_INSERT, &event_args(&event(AttemptKind::Locked)))
+            .await?;
+    }
+    Ok(Tx::Commit((step, None, Some(challenge))))
+}
+
+async fn unlock_factor<C: Conn>(
+    c: &mut C,
+    factor_id: &str,
+    event: &EventRow,
+) -> Result<Tx<bool>, Error> {
+    let n = c
+        .exec(
+            "UPDATE auth_factors SET consecutive_failures = 0, locked_at = NULL WHERE id = $1",
+            args![factor_id],
+        )
+        .await?;
+    if n == 0 {
+        return Ok(Tx::Rollback(false));
+    }
+    c.exec(EVENT_INSERT, &event_args(event)).await?;
+    Ok(Tx::Commit(true))
+}
+
+async fn verification_rows<C: Conn>(
+    c: &mut C,
+    challenge_sql: &str,
+    challenge_id: &str,
+    factor_id: &str,
+    user_id: Option<&str>,
+) -> Result<VerificationRows, Error> {
+    let challenge: Option<ChallengeRow> = c.opt(challenge_sql, args![challenge_id]).await?;
+    let factor: Option<FactorGuardRow> = c.opt(FACTOR_GUARD, args![factor_id]).await?;
+    let user_fail_tat: Option<i64> = match user_id {
+        Some(u) => {
+            c.opt("SELECT mfa_fail_tat FROM users WHERE id = $1", args![u])
+                .await?
+        }
+        None => None,
+    };
+    Ok(VerificationRows {
+        challenge,
+        factor,
+        user_fail_tat,
+    })
+}
+
+async fn insert_event_then_wait<C: Conn>(
+    c: &mut C,
+    e: &EventRow,
+    wait: impl std::future::Future<Output = ()>,
+) -> Result<Tx<()>, Error> {
+    c.exec(EVENT_INSERT, &event_args(e)).await?;
+    wait.await;
+    Ok(Tx::Commit(()))
 }

@@ -12,7 +12,6 @@ use tessera_core::Error;
 use tessera_core::id::{self, first_id_at};
 use tessera_core::Timestamp;
 
-use crate::db::on_db;
 use crate::sql::Arg;
 use crate::Store;
 
@@ -21,11 +20,11 @@ use crate::Store;
 pub struct PruneCutoffs {
     /// Throttle rows whose theoretical arrival time is at or before this are deleted, and
     /// pending tokens that expired at or before it (used ones at once).
-    pub now: i64,
+    pub now: Timestamp,
     /// Challenges that expired at or before this are deleted.
-    pub challenges_expired_by: i64,
+    pub challenges_expired_by: Timestamp,
     /// Events created before this are deleted; `None` keeps every event.
-    pub events_before: Option<i64>,
+    pub events_before: Option<Timestamp>,
 }
 
 /// Rows deleted, per table.
@@ -80,7 +79,7 @@ impl Store {
                 .await?,
             challenges: {
                 let by = cutoffs.challenges_expired_by;
-                let first_after = first_id_at(id::prefix::CHALLENGE, Timestamp(by));
+                let first_after = first_id_at(id::prefix::CHALLENGE, by);
                 self.prune_batches(CHALLENGES, by.into(), batch, Some((&first_after).into()))
                     .await?
             },
@@ -92,7 +91,7 @@ impl Store {
                 .await?,
             events: match cutoffs.events_before {
                 Some(before) => {
-                    let first_kept = first_id_at(id::prefix::EVENT, Timestamp(before));
+                    let first_kept = first_id_at(id::prefix::EVENT, before);
                     self.prune_batches(EVENTS, (&first_kept).into(), batch, None)
                         .await?
                 }
@@ -115,7 +114,7 @@ impl Store {
         let mut params = vec![cutoff, Arg::from(batch)];
         params.extend(extra);
         loop {
-            let n = on_db!(self, write, |c| Ok(c.exec(sql, &params).await?))?;
+            let n = self.write_exec(sql, &params).await?;
             total += n;
             if n < full {
                 return Ok(total);

@@ -1,12 +1,14 @@
-//! The statements. Each is written once and runs on both backends through `on_db!`.
+//! The statements of the API's resources (environment, API keys, users, factors and
+//! challenges). Each is written once and runs on both backends (see `crate::db`).
 
 use tessera_core::error::Entity;
 use tessera_core::Error;
+use tessera_core::Timestamp;
 
-use crate::db::on_db;
+use crate::db::call;
 use crate::list::{ById, ListParams, Page};
 use crate::rows::*;
-use crate::sql::{args, Arg, DbError, Tx};
+use crate::sql::{args, Arg, Conn, DbError, Single, Tx, Unique};
 use crate::Store;
 
 pub(crate) const USER_COLS: &str = "id, email, email_verified, first_name, last_name, name, profile_picture_url, external_id, metadata, locale, password_hash, last_sign_in_at, created_at, updated_at";
@@ -21,8 +23,7 @@ pub(crate) const EVENT_INSERT: &str =
 /// Turns the stored metadata (JSON text) into the new one, or refuses the update.
 pub type MetadataMerge = dyn Fn(&str) -> Result<String, Error> + Sync;
 
-/// Maps a unique-constraint violation on `users` to the precise client error. SQLite names
-/// the column in its message, PostgreSQL names the constraint; both contain the column name.
+/// Maps a unique-constraint violation on `users` to the precise client error.
 fn user_conflict(e: DbError, user: &UserRow) -> Error {
     conflict(
         e,
@@ -32,15 +33,11 @@ fn user_conflict(e: DbError, user: &UserRow) -> Error {
 }
 
 fn conflict(e: DbError, email: &str, external_id: &str) -> Error {
-    if e.unique {
-        if e.message.contains("external_id") {
-            return Error::ExternalIdAlreadyUsed(external_id.to_owned());
-        }
-        if e.message.contains("email") {
-            return Error::EmailNotAvailable(email.to_owned());
-        }
+    match e.unique {
+        Some(Unique::UserExternalId) => Error::ExternalIdAlreadyUsed(external_id.to_owned()),
+        Some(Unique::UserEmail) => Error::EmailNotAvailable(email.to_owned()),
+        _ => e.into(),
     }
-    e.into()
 }
 
 /// A user's columns in [`USER_COLS`] order, `$1` to `$14`.
@@ -93,78 +90,65 @@ impl Store {
     pub async fn ensure_environment(
         &self,
         client_id: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<EnvironmentRow, Error> {
-        on_db!(self, write, |c| {
-            Ok(c.exec("INSERT INTO environment (id, client_id, mfa_required, created_at) VALUES (1, $1, FALSE, $2) ON CONFLICT (id) DO NOTHING", args![client_id, now]).await?)
-        })?;
+        self.write_exec("INSERT INTO environment (id, client_id, mfa_required, created_at) VALUES (1, $1, FALSE, $2) ON CONFLICT (id) DO NOTHING", args![client_id, now]).await?;
         // Read after the insert has committed: whichever node inserted first, all read its row.
-        on_db!(self, read, |c| Ok(c
-            .one(
-                "SELECT client_id, mfa_required, created_at FROM environment WHERE id = 1",
-                &[],
-            )
-            .await?))
+        self.read_one(
+            "SELECT client_id, mfa_required, created_at FROM environment WHERE id = 1",
+            &[],
+        )
+        .await
     }
 
     pub async fn find_environment(&self) -> Result<Option<EnvironmentRow>, Error> {
-        on_db!(self, read, |c| Ok(c
-            .opt(
-                "SELECT client_id, mfa_required, created_at FROM environment WHERE id = 1",
-                &[]
-            )
-            .await?))
+        self.read_opt(
+            "SELECT client_id, mfa_required, created_at FROM environment WHERE id = 1",
+            &[],
+        )
+        .await
     }
 
     // ---- API keys ----------------------------------------------------------------------
 
     pub async fn insert_api_key(&self, row: &ApiKeyRow) -> Result<(), Error> {
-        on_db!(self, write, |c| {
-            c.exec(
-                "INSERT INTO api_keys (id, name, lookup, key_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                args![&row.id, &row.name, &row.lookup, &row.key_hash, row.created_at, row.revoked_at],
-            )
-            .await?;
-            Ok(())
-        })
+        self.write_exec(
+            "INSERT INTO api_keys (id, name, lookup, key_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            args![&row.id, &row.name, &row.lookup, &row.key_hash, row.created_at, row.revoked_at],
+        )
+        .await?;
+        Ok(())
     }
 
     /// The unrevoked key with that lookup part, if any.
     pub async fn find_active_api_key(&self, lookup: &str) -> Result<Option<ApiKeyRow>, Error> {
-        on_db!(self, read, |c| {
-            Ok(c.opt(
+        self.read_opt(
             "SELECT id, name, lookup, key_hash, created_at, revoked_at FROM api_keys WHERE lookup = $1 AND revoked_at IS NULL",
             args![lookup],
         )
-        .await?)
-        })
+        .await
     }
 
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, Error> {
-        on_db!(self, read, |c| {
-            Ok(c
-            .all(
-                "SELECT id, name, lookup, key_hash, created_at, revoked_at FROM api_keys ORDER BY id",
-                &[]
-            )
-            .await?)
-        })
+        self.read_all(
+            "SELECT id, name, lookup, key_hash, created_at, revoked_at FROM api_keys ORDER BY id",
+            &[],
+        )
+        .await
     }
 
     pub async fn count_api_keys(&self) -> Result<i64, Error> {
-        on_db!(self, read, |c| Ok(c
-            .one("SELECT COUNT(*) FROM api_keys", &[])
-            .await?))
+        self.read_one("SELECT COUNT(*) FROM api_keys", &[]).await
     }
 
     /// Revokes a key; `NotFound` when no unrevoked key has that id.
-    pub async fn revoke_api_key(&self, id: &str, now: i64) -> Result<(), Error> {
-        let n = on_db!(self, write, |c| Ok(c
-            .exec(
+    pub async fn revoke_api_key(&self, id: &str, now: Timestamp) -> Result<(), Error> {
+        let n = self
+            .write_exec(
                 "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-                args![id, now]
+                args![id, now],
             )
-            .await?))?;
+            .await?;
         if n == 1 {
             Ok(())
         } else {
@@ -176,12 +160,7 @@ impl Store {
 
     pub async fn insert_user(&self, u: &UserRow) -> Result<(), Error> {
         let sql = format!("INSERT INTO users ({USER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)");
-        on_db!(self, write, |c| {
-            c.exec(&sql, &user_args(u))
-                .await
-                .map_err(|e| user_conflict(e, u))?;
-            Ok(())
-        })
+        call!(self, write, |c| insert_user(c, &sql, u))
     }
 
     /// Applies a `PUT /user_management/users/:id`: only the columns `patch` names change, in
@@ -209,57 +188,13 @@ impl Store {
              password_hash = COALESCE($13, password_hash), metadata = COALESCE($14, metadata), \
              updated_at = $15 WHERE id = $1 RETURNING {USER_COLS}"
         );
-        let row = on_db!(self, transaction, |c| {
-            let metadata = match merge_metadata {
-                Some(merge) => {
-                    let stored: Option<String> = c
-                        .opt(
-                            "UPDATE users SET metadata = metadata WHERE id = $1 RETURNING metadata",
-                            args![id],
-                        )
-                        .await?;
-                    let Some(stored) = stored else {
-                        return Ok(Tx::Rollback(None));
-                    };
-                    Some(merge(&stored)?)
-                }
-                None => None,
-            };
-            let row: Option<UserRow> = c
-                .opt(
-                    &sql,
-                    args![
-                        id,
-                        &patch.email,
-                        patch.email_verified.is_some(),
-                        patch.email_verified.unwrap_or(false),
-                        &patch.first_name,
-                        &patch.last_name,
-                        &patch.name,
-                        &patch.profile_picture_url,
-                        patch.external_id.is_some(),
-                        patch.external_id.as_ref().and_then(|x| x.as_deref()),
-                        patch.locale.is_some(),
-                        patch.locale.as_ref().and_then(|x| x.as_deref()),
-                        &patch.password_hash,
-                        &metadata,
-                        patch.updated_at
-                    ],
-                )
-                .await
-                .map_err(|e| {
-                    conflict(
-                        e,
-                        patch.email.as_deref().unwrap_or_default(),
-                        patch
-                            .external_id
-                            .as_ref()
-                            .and_then(|x| x.as_deref())
-                            .unwrap_or_default(),
-                    )
-                })?;
-            Ok(Tx::Commit(row))
-        })?;
+        let row = call!(self, transaction, |c| update_user(
+            c,
+            &sql,
+            id,
+            patch,
+            merge_metadata
+        ))?;
         row.ok_or_else(|| Error::not_found(Entity::User, id))
     }
 
@@ -272,18 +207,18 @@ impl Store {
         verified: &str,
         new_hash: &str,
     ) -> Result<bool, Error> {
-        let n = on_db!(self, write, |c| Ok(c
-            .exec(
+        let n = self
+            .write_exec(
                 "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
-                args![id, verified, new_hash]
+                args![id, verified, new_hash],
             )
-            .await?))?;
+            .await?;
         Ok(n == 1)
     }
 
     pub async fn find_user(&self, id: &str) -> Result<Option<UserRow>, Error> {
         let sql = format!("SELECT {USER_COLS} FROM users WHERE id = $1");
-        on_db!(self, read, |c| Ok(c.opt(&sql, args![id]).await?))
+        self.read_opt(&sql, args![id]).await
     }
 
     pub async fn get_user(&self, id: &str) -> Result<UserRow, Error> {
@@ -294,14 +229,14 @@ impl Store {
 
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRow>, Error> {
         let sql = format!("SELECT {USER_COLS} FROM users WHERE email = $1");
-        on_db!(self, read, |c| Ok(c.opt(&sql, args![email]).await?))
+        self.read_opt(&sql, args![email]).await
     }
 
     /// Deletes a user and (by cascade) their factors and challenges.
     pub async fn delete_user(&self, id: &str) -> Result<(), Error> {
-        let n = on_db!(self, write, |c| Ok(c
-            .exec("DELETE FROM users WHERE id = $1", args![id])
-            .await?))?;
+        let n = self
+            .write_exec("DELETE FROM users WHERE id = $1", args![id])
+            .await?;
         if n == 1 {
             Ok(())
         } else {
@@ -334,37 +269,12 @@ impl Store {
         ch: Option<&ChallengeRow>,
         events: &[EventRow],
     ) -> Result<(), Error> {
-        on_db!(self, transaction, |c| {
-            c.exec(
-                FACTOR_INSERT,
-                args![
-                    &f.id,
-                    &f.user_id,
-                    &f.r#type,
-                    &f.totp_issuer,
-                    &f.totp_user,
-                    &f.secret_key_id,
-                    &f.secret_sealed,
-                    &f.phone_number,
-                    f.last_totp_step,
-                    f.created_at,
-                    f.updated_at
-                ],
-            )
-            .await?;
-            if let Some(ch) = ch {
-                c.exec(CHALLENGE_INSERT, &challenge_args(ch)).await?;
-            }
-            for e in events {
-                c.exec(EVENT_INSERT, &event_args(e)).await?;
-            }
-            Ok(Tx::Commit(()))
-        })
+        call!(self, transaction, |c| insert_factor(c, f, ch, events))
     }
 
     pub async fn find_factor(&self, id: &str) -> Result<Option<FactorRow>, Error> {
         let sql = format!("SELECT {FACTOR_COLS} FROM auth_factors WHERE id = $1");
-        on_db!(self, read, |c| Ok(c.opt(&sql, args![id]).await?))
+        self.read_opt(&sql, args![id]).await
     }
 
     pub async fn get_factor(&self, id: &str) -> Result<FactorRow, Error> {
@@ -376,9 +286,9 @@ impl Store {
     /// Deletes a factor; its challenges go with it (ON DELETE CASCADE), so none of them can be
     /// verified afterwards (revocation with immediate effect, ASVS 2.8.6).
     pub async fn delete_factor(&self, id: &str) -> Result<(), Error> {
-        let n = on_db!(self, write, |c| Ok(c
-            .exec("DELETE FROM auth_factors WHERE id = $1", args![id])
-            .await?))?;
+        let n = self
+            .write_exec("DELETE FROM auth_factors WHERE id = $1", args![id])
+            .await?;
         if n == 1 {
             Ok(())
         } else {
@@ -401,7 +311,7 @@ impl Store {
 
     pub async fn find_challenge(&self, id: &str) -> Result<Option<ChallengeRow>, Error> {
         let sql = format!("SELECT {CHALLENGE_COLS} FROM auth_challenges WHERE id = $1");
-        on_db!(self, read, |c| Ok(c.opt(&sql, args![id]).await?))
+        self.read_opt(&sql, args![id]).await
     }
 
     /// A challenge with its factor and the factor's user (id, email), in one read: what a
@@ -416,7 +326,104 @@ impl Store {
              u.id, u.email \
              FROM auth_challenges c JOIN auth_factors f ON f.id = c.factor_id LEFT JOIN users u ON u.id = f.user_id WHERE c.id = $1";
         let row: Option<(ChallengeRow, FactorRow, (Option<String>, Option<String>))> =
-            on_db!(self, read, |c| Ok(c.opt(SQL, args![id]).await?))?;
+            self.read_opt(SQL, args![id]).await?;
         Ok(row.map(|(ch, f, (uid, email))| (ch, f, uid.zip(email))))
     }
+}
+
+async fn insert_user<C: Conn>(c: Single<'_, C>, sql: &str, u: &UserRow) -> Result<(), Error> {
+    c.exec(sql, &user_args(u))
+        .await
+        .map_err(|e| user_conflict(e, u))?;
+    Ok(())
+}
+
+async fn update_user<C: Conn>(
+    c: &mut C,
+    sql: &str,
+    id: &str,
+    patch: &UserPatch,
+    merge_metadata: Option<&MetadataMerge>,
+) -> Result<Tx<Option<UserRow>>, Error> {
+    let metadata = match merge_metadata {
+        Some(merge) => {
+            let stored: Option<String> = c
+                .opt(
+                    "UPDATE users SET metadata = metadata WHERE id = $1 RETURNING metadata",
+                    args![id],
+                )
+                .await?;
+            let Some(stored) = stored else {
+                return Ok(Tx::Rollback(None));
+            };
+            Some(merge(&stored)?)
+        }
+        None => None,
+    };
+    let row: Option<UserRow> = c
+        .opt(
+            sql,
+            args![
+                id,
+                &patch.email,
+                patch.email_verified.is_some(),
+                patch.email_verified.unwrap_or(false),
+                &patch.first_name,
+                &patch.last_name,
+                &patch.name,
+                &patch.profile_picture_url,
+                patch.external_id.is_some(),
+                patch.external_id.as_ref().and_then(|x| x.as_deref()),
+                patch.locale.is_some(),
+                patch.locale.as_ref().and_then(|x| x.as_deref()),
+                &patch.password_hash,
+                &metadata,
+                patch.updated_at
+            ],
+        )
+        .await
+        .map_err(|e| {
+            conflict(
+                e,
+                patch.email.as_deref().unwrap_or_default(),
+                patch
+                    .external_id
+                    .as_ref()
+                    .and_then(|x| x.as_deref())
+                    .unwrap_or_default(),
+            )
+        })?;
+    Ok(Tx::Commit(row))
+}
+
+async fn insert_factor<C: Conn>(
+    c: &mut C,
+    f: &FactorRow,
+    ch: Option<&ChallengeRow>,
+    events: &[EventRow],
+) -> Result<Tx<()>, Error> {
+    c.exec(
+        FACTOR_INSERT,
+        args![
+            &f.id,
+            &f.user_id,
+            f.r#type,
+            &f.totp_issuer,
+            &f.totp_user,
+            &f.secret_key_id,
+            &f.secret_sealed,
+            &f.phone_number,
+            f.last_totp_step,
+            f.created_at,
+            f.updated_at
+        ],
+    )
+    .await?;
+    if let Some(ch) = ch {
+        c.exec(CHALLENGE_INSERT, &challenge_args(ch)).await?;
+    }
+    for e in events {
+        c.exec(EVENT_INSERT, &event_args(e)).await?;
+    }
+    Ok(Tx::Commit(()))
 }

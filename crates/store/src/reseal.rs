@@ -7,10 +7,10 @@
 //! here is built from those names, which are compile-time constants of that list, never from
 //! input.
 
-use tessera_core::Error;
+use tessera_core::{Error, Timestamp};
 
-use crate::db::{on_db, Db};
-use crate::sql::{args, Tx};
+use crate::db::{call, Db};
+use crate::sql::{args, Conn, Tx};
 use crate::Store;
 
 /// A column of values sealed with the master key ([`tessera_core::seal::KeyRing`]), and what
@@ -83,9 +83,7 @@ impl Store {
              WHERE {sealed} IS NOT NULL AND {key_id} IS NOT NULL AND {id} > $1 \
              AND ($2 IS NULL OR {key_id} <> $2) ORDER BY {id} LIMIT $3"
         );
-        on_db!(self, read, |c| Ok(c
-            .all(&sql, args![after, not_under, limit])
-            .await?))
+        self.read_all(&sql, args![after, not_under, limit]).await
     }
 
     /// How many sealed values of `col` each master key sealed: (key id, count), by key id.
@@ -103,7 +101,7 @@ impl Store {
             "SELECT {key_id}, COUNT(*) FROM {table} WHERE {sealed} IS NOT NULL AND {key_id} IS NOT NULL \
              GROUP BY {key_id} ORDER BY {key_id}"
         );
-        on_db!(self, read, |c| Ok(c.all(&sql, &[]).await?))
+        self.read_all(&sql, &[]).await
     }
 
     /// Writes re-sealed values in one transaction, each with a compare-and-swap: a row is
@@ -125,24 +123,17 @@ impl Store {
             "UPDATE {table} SET {key_id} = $2, {sealed} = $3 \
              WHERE {id} = $1 AND {key_id} = $4 AND {sealed} = $5"
         );
-        on_db!(self, transaction, |c| {
-            let mut changed = 0;
-            for r in rows {
-                changed += c
-                    .exec(
-                        &sql,
-                        args![r.id, r.key_id, r.sealed, &r.old.key_id, &r.old.sealed],
-                    )
-                    .await?;
-            }
-            Ok(Tx::Commit(changed))
-        })
+        call!(self, transaction, |c| reseal_rows(c, &sql, rows))
     }
 
     /// Erases the values of a [`SealKind::WithClientSecret`] column whose time is over at
     /// `now` (what the periodic sweep does for them), so none is left under an old key.
     /// Returns how many were erased; other columns erase nothing.
-    pub async fn erase_expired_sealed(&self, col: &SealedColumn, now: i64) -> Result<u64, Error> {
+    pub async fn erase_expired_sealed(
+        &self,
+        col: &SealedColumn,
+        now: Timestamp,
+    ) -> Result<u64, Error> {
         let SealKind::WithClientSecret { until } = col.kind else {
             return Ok(0);
         };
@@ -156,7 +147,7 @@ impl Store {
             "UPDATE {table} SET {key_id} = NULL, {sealed} = NULL \
              WHERE {sealed} IS NOT NULL AND {until} <= $1"
         );
-        on_db!(self, write, |c| Ok(c.exec(&sql, args![now]).await?))
+        self.write_exec(&sql, args![now.millis()]).await
     }
 
     /// The latest `until` of the values of a [`SealKind::WithClientSecret`] column sealed by
@@ -178,7 +169,7 @@ impl Store {
         let sql = format!(
             "SELECT MAX({until}) FROM {table} WHERE {sealed} IS NOT NULL AND {key_id} <> $1"
         );
-        on_db!(self, read, |c| Ok(c.one(&sql, args![current]).await?))
+        self.read_one(&sql, args![current]).await
     }
 
     /// Every (table, column) of the schema whose column name contains `sealed`, sorted: for a
@@ -196,6 +187,20 @@ impl Store {
                  ORDER BY 1, 2"
             }
         };
-        on_db!(self, read, |c| Ok(c.all(sql, &[]).await?))
+        self.read_all(sql, &[]).await
     }
+}
+
+/// [`Store::reseal_rows`]'s transaction.
+async fn reseal_rows<C: Conn>(c: &mut C, sql: &str, rows: &[Reseal<'_>]) -> Result<Tx<u64>, Error> {
+    let mut changed = 0;
+    for r in rows {
+        changed += c
+            .exec(
+                sql,
+                args![r.id, r.key_id, r.sealed, &r.old.key_id, &r.old.sealed],
+            )
+            .await?;
+    }
+    Ok(Tx::Commit(changed))
 }

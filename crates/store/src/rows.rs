@@ -1,11 +1,14 @@
 //! Row types: exactly the columns of a table, decoded the same way from both backends.
 
+use tessera_core::FactorKind;
+use tessera_core::Timestamp;
+
 /// The deployment's one environment row.
 #[derive(Debug, Clone)]
 pub struct EnvironmentRow {
     pub client_id: String,
     pub mfa_required: bool,
-    pub created_at: i64,
+    pub created_at: Timestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -14,8 +17,8 @@ pub struct ApiKeyRow {
     pub name: String,
     pub lookup: String,
     pub key_hash: Vec<u8>,
-    pub created_at: i64,
-    pub revoked_at: Option<i64>,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -33,9 +36,9 @@ pub struct UserRow {
     pub locale: Option<String>,
     /// Argon2id PHC string; never leaves the server.
     pub password_hash: Option<String>,
-    pub last_sign_in_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
+    pub last_sign_in_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// The columns an update names; `None` leaves a column as stored. For `external_id` and
@@ -51,23 +54,23 @@ pub struct UserPatch {
     pub external_id: Option<Option<String>>,
     pub locale: Option<Option<String>>,
     pub password_hash: Option<String>,
-    pub updated_at: i64,
+    pub updated_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FactorRow {
     pub id: String,
     pub user_id: Option<String>,
-    /// `totp`, `sms` or `generic_otp`.
-    pub r#type: String,
+    /// Stored as its WorkOS name (`totp`, `sms`, `generic_otp`).
+    pub r#type: FactorKind,
     pub totp_issuer: Option<String>,
     pub totp_user: Option<String>,
     pub secret_key_id: Option<String>,
     pub secret_sealed: Option<Vec<u8>>,
     pub phone_number: Option<String>,
     pub last_totp_step: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,11 +78,11 @@ pub struct ChallengeRow {
     pub id: String,
     pub factor_id: String,
     pub code_hash: Option<Vec<u8>>,
-    pub expires_at: i64,
-    pub verified_at: Option<i64>,
+    pub expires_at: Timestamp,
+    pub verified_at: Option<Timestamp>,
     pub attempts: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// One entry of the append-only audit trail.
@@ -89,7 +92,7 @@ pub struct EventRow {
     pub event: String,
     /// A JSON object as text.
     pub data: String,
-    pub created_at: i64,
+    pub created_at: Timestamp,
 }
 
 crate::sql::from_row!(EnvironmentRow {

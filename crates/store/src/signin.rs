@@ -3,9 +3,10 @@
 
 use tessera_core::limits::Rate;
 use tessera_core::Error;
+use tessera_core::Timestamp;
 
-use crate::db::on_db;
-use crate::sql::{args, Tx};
+use crate::db::call;
+use crate::sql::{args, Conn, Tx};
 use crate::Store;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -14,8 +15,8 @@ pub struct SigningKeyRow {
     pub secret_key_id: String,
     pub secret_sealed: Vec<u8>,
     pub public_jwk: String,
-    pub created_at: i64,
-    pub retired_at: Option<i64>,
+    pub created_at: Timestamp,
+    pub retired_at: Option<Timestamp>,
 }
 
 crate::sql::from_row!(SigningKeyRow {
@@ -54,7 +55,7 @@ pub enum RefreshOutcome {
 pub struct RefreshTokenRow {
     pub session_id: String,
     pub user_id: String,
-    pub used_at: Option<i64>,
+    pub used_at: Option<Timestamp>,
 }
 
 crate::sql::from_row!(RefreshTokenRow {
@@ -69,7 +70,7 @@ crate::sql::from_row!(RefreshTokenRow {
 pub struct NextRefresh<'a> {
     pub hash: &'a [u8],
     /// The answer may be given again until then, to `client` only.
-    pub grace_until: i64,
+    pub grace_until: Timestamp,
     pub client: &'a str,
     pub key_id: &'a str,
     pub sealed: &'a [u8],
@@ -79,8 +80,8 @@ pub struct NextRefresh<'a> {
 struct UsedToken {
     session_id: String,
     user_id: String,
-    revoked_at: Option<i64>,
-    grace_until: Option<i64>,
+    revoked_at: Option<Timestamp>,
+    grace_until: Option<Timestamp>,
     grace_client: Option<String>,
     grace_key_id: Option<String>,
     grace_sealed: Option<Vec<u8>>,
@@ -106,14 +107,12 @@ const PASSWORD_CHARGE: &str =
 
 impl Store {
     pub async fn set_mfa_required(&self, on: bool) -> Result<(), Error> {
-        on_db!(self, write, |c| {
-            c.exec(
-                "UPDATE environment SET mfa_required = $1 WHERE id = 1",
-                args![on],
-            )
-            .await?;
-            Ok(())
-        })
+        self.write_exec(
+            "UPDATE environment SET mfa_required = $1 WHERE id = 1",
+            args![on],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Charges one password attempt to every `(key, rate)` before the password is checked, in
@@ -123,118 +122,65 @@ impl Store {
     pub async fn charge_password_attempt(
         &self,
         keys: &[(&str, Rate)],
-        now: i64,
+        now: Timestamp,
     ) -> Result<Result<(), i64>, Error> {
-        on_db!(self, transaction, |c| {
-            for &(key, rate) in keys {
-                let tat: Option<i64> = c
-                    .opt(
-                        PASSWORD_CHARGE,
-                        args![key, now, rate.interval_ms(), rate.window_ms],
-                    )
-                    .await?;
-                if tat.is_none() {
-                    let tat: i64 = c
-                        .one(
-                            "SELECT tat FROM password_limits WHERE limit_key = $1",
-                            args![key],
-                        )
-                        .await?;
-                    return Ok(Tx::Rollback(Err(rate.retry_after_secs(tat, now))));
-                }
-            }
-            Ok(Tx::Commit(Ok(())))
-        })
+        call!(self, transaction, |c| charge_password_attempt(c, keys, now))
     }
 
     /// Gives back the charge of an attempt that succeeded: only failures count.
     pub async fn refund_password_attempt(&self, keys: &[(&str, Rate)]) -> Result<(), Error> {
-        on_db!(self, transaction, |c| {
-            for &(key, rate) in keys {
-                c.exec(
-                    "UPDATE password_limits SET tat = tat - $2 WHERE limit_key = $1",
-                    args![key, rate.interval_ms()],
-                )
-                .await?;
-            }
-            Ok(Tx::Commit(()))
-        })
+        call!(self, transaction, |c| refund_password_attempt(c, keys))
     }
 
-    pub async fn set_last_sign_in(&self, user_id: &str, now: i64) -> Result<(), Error> {
-        on_db!(self, write, |c| {
-            c.exec(
-                "UPDATE users SET last_sign_in_at = $2 WHERE id = $1",
-                args![user_id, now],
-            )
-            .await?;
-            Ok(())
-        })
+    pub async fn set_last_sign_in(&self, user_id: &str, now: Timestamp) -> Result<(), Error> {
+        self.write_exec(
+            "UPDATE users SET last_sign_in_at = $2 WHERE id = $1",
+            args![user_id, now],
+        )
+        .await?;
+        Ok(())
     }
 
     // ---- signing keys ------------------------------------------------------------------
 
     pub async fn insert_signing_key(&self, k: &SigningKeyRow) -> Result<(), Error> {
         let sql = format!("INSERT INTO signing_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6)");
-        on_db!(self, write, |c| {
-            c.exec(
-                &sql,
-                args![
-                    &k.kid,
-                    &k.secret_key_id,
-                    &k.secret_sealed,
-                    &k.public_jwk,
-                    k.created_at,
-                    k.retired_at
-                ],
-            )
-            .await?;
-            Ok(())
-        })
+        self.write_exec(
+            &sql,
+            args![
+                &k.kid,
+                &k.secret_key_id,
+                &k.secret_sealed,
+                &k.public_jwk,
+                k.created_at,
+                k.retired_at
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     /// The newest unretired key.
     pub async fn find_active_signing_key(&self) -> Result<Option<SigningKeyRow>, Error> {
         let sql = format!("SELECT {KEY_COLS} FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC LIMIT 1");
-        on_db!(self, read, |c| Ok(c.opt(&sql, &[]).await?))
+        self.read_opt(&sql, &[]).await
     }
 
     /// Keys to publish: unretired ones and those retired after `retired_since`.
     pub async fn published_signing_keys(
         &self,
-        retired_since: i64,
+        retired_since: Timestamp,
     ) -> Result<Vec<SigningKeyRow>, Error> {
         let sql = format!("SELECT {KEY_COLS} FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC, kid DESC");
-        on_db!(self, read, |c| Ok(c
-            .all(&sql, args![retired_since])
-            .await?))
+        self.read_all(&sql, args![retired_since]).await
     }
 
     /// Retires every active key and inserts `k` as the new one, in one transaction: a
     /// reader never sees a moment without an active key (a refresh in between once failed
     /// with "no signing key").
-    pub async fn rotate_signing_key(&self, k: &SigningKeyRow, now: i64) -> Result<(), Error> {
+    pub async fn rotate_signing_key(&self, k: &SigningKeyRow, now: Timestamp) -> Result<(), Error> {
         let sql = format!("INSERT INTO signing_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6)");
-        on_db!(self, transaction, |c| {
-            c.exec(
-                "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL",
-                args![now],
-            )
-            .await?;
-            c.exec(
-                &sql,
-                args![
-                    &k.kid,
-                    &k.secret_key_id,
-                    &k.secret_sealed,
-                    &k.public_jwk,
-                    k.created_at,
-                    k.retired_at
-                ],
-            )
-            .await?;
-            Ok(Tx::Commit(()))
-        })
+        call!(self, transaction, |c| rotate_signing_key(c, &sql, k, now))
     }
 
     // ---- pending tokens ----------------------------------------------------------------
@@ -243,20 +189,20 @@ impl Store {
         &self,
         hash: &[u8],
         user_id: &str,
-        now: i64,
-        expires_at: i64,
+        now: Timestamp,
+        expires_at: Timestamp,
     ) -> Result<(), Error> {
-        on_db!(self, write, |c| {
-            c.exec("INSERT INTO pending_tokens (token_hash, user_id, expires_at, used_at, created_at) VALUES ($1, $2, $3, NULL, $4)", args![hash, user_id, expires_at, now]).await?;
-            Ok(())
-        })
+        self.write_exec("INSERT INTO pending_tokens (token_hash, user_id, expires_at, used_at, created_at) VALUES ($1, $2, $3, NULL, $4)", args![hash, user_id, expires_at, now]).await?;
+        Ok(())
     }
 
     /// The user of a pending token that is unused and unexpired (without consuming it).
-    pub async fn find_pending_user(&self, hash: &[u8], now: i64) -> Result<Option<String>, Error> {
-        on_db!(self, read, |c| {
-            Ok(c.opt("SELECT user_id FROM pending_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2", args![hash, now]).await?)
-        })
+    pub async fn find_pending_user(
+        &self,
+        hash: &[u8],
+        now: Timestamp,
+    ) -> Result<Option<String>, Error> {
+        self.read_opt("SELECT user_id FROM pending_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2", args![hash, now]).await
     }
 
     /// Consumes a pending token: true for exactly one caller while it is unused and unexpired.
@@ -264,11 +210,9 @@ impl Store {
         &self,
         hash: &[u8],
         user_id: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, Error> {
-        let n = on_db!(self, write, |c| {
-            Ok(c.exec("UPDATE pending_tokens SET used_at = $3 WHERE token_hash = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3", args![hash, user_id, now]).await?)
-        })?;
+        let n = self.write_exec("UPDATE pending_tokens SET used_at = $3 WHERE token_hash = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3", args![hash, user_id, now]).await?;
         Ok(n == 1)
     }
 
@@ -276,16 +220,7 @@ impl Store {
 
     /// Creates a session with its first refresh token, and stamps the user's last sign-in.
     pub async fn create_session(&self, n: &crate::NewSession<'_>) -> Result<(), Error> {
-        on_db!(self, transaction, |c| {
-            c.exec("INSERT INTO sessions (id, user_id, created_at, revoked_at, auth_method, ip_address, user_agent, expires_at, last_active_at, updated_at, end_reason, browser_session_id) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $3, $3, NULL, $8)", args![n.id, n.user_id, n.now, n.auth_method, n.ip_address, n.user_agent, n.expires_at, n.browser_session_id]).await?;
-            c.exec("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)", args![n.refresh_hash, n.id, n.now]).await?;
-            c.exec(
-                "UPDATE users SET last_sign_in_at = $2 WHERE id = $1",
-                args![n.user_id, n.now],
-            )
-            .await?;
-            Ok(Tx::Commit(()))
-        })
+        call!(self, transaction, |c| create_session(c, n))
     }
 
     /// The session and user of a refresh token, when its session is live: not revoked, not
@@ -295,19 +230,13 @@ impl Store {
     pub async fn find_refresh_token(
         &self,
         hash: &[u8],
-        now: i64,
-        idle_since: i64,
+        now: Timestamp,
+        idle_since: Timestamp,
     ) -> Result<Option<RefreshTokenRow>, Error> {
-        on_db!(self, read, |c| {
-            Ok(c
-            .opt(
-                "SELECT rt.session_id, s.user_id, rt.used_at FROM refresh_tokens rt \
-                 JOIN sessions s ON s.id = rt.session_id WHERE rt.token_hash = $1 AND s.revoked_at IS NULL \
-                 AND s.expires_at > $2 AND s.last_active_at > $3",
-                args![hash, now, idle_since]
-            )
-            .await?)
-        })
+        const SQL: &str = "SELECT rt.session_id, s.user_id, rt.used_at FROM refresh_tokens rt \
+             JOIN sessions s ON s.id = rt.session_id WHERE rt.token_hash = $1 \
+             AND s.revoked_at IS NULL AND s.expires_at > $2 AND s.last_active_at > $3";
+        self.read_opt(SQL, args![hash, now, idle_since]).await
     }
 
     /// Presents a refresh token, in one transaction. A fresh one is marked used and replaced
@@ -326,12 +255,122 @@ impl Store {
         hash: &[u8],
         next: Option<&NextRefresh<'_>>,
         client: &str,
-        now: i64,
-        idle_since: i64,
+        now: Timestamp,
+        idle_since: Timestamp,
     ) -> Result<RefreshOutcome, Error> {
-        on_db!(self, transaction, |c| {
-            if let Some(next) = next {
-                let used: Option<String> = c
+        call!(self, transaction, |c| rotate_refresh_token(
+            c, hash, next, client, now, idle_since
+        ))
+    }
+
+    /// Erases every sealed refresh answer whose grace is over (the periodic sweep).
+    pub async fn clear_expired_refresh_grace(&self, now: Timestamp) -> Result<u64, Error> {
+        self.write_exec(
+            "UPDATE refresh_tokens SET grace_key_id = NULL, grace_sealed = NULL \
+                 WHERE grace_sealed IS NOT NULL AND grace_until <= $1",
+            args![now],
+        )
+        .await
+    }
+
+    pub async fn find_session_revoked_at(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<Option<i64>>, Error> {
+        self.read_opt(
+            "SELECT revoked_at FROM sessions WHERE id = $1",
+            args![session_id],
+        )
+        .await
+    }
+}
+
+async fn charge_password_attempt<C: Conn>(
+    c: &mut C,
+    keys: &[(&str, Rate)],
+    now: Timestamp,
+) -> Result<Tx<Result<(), i64>>, Error> {
+    for &(key, rate) in keys {
+        let tat: Option<i64> = c
+            .opt(
+                PASSWORD_CHARGE,
+                args![key, now, rate.interval_ms(), rate.window_ms],
+            )
+            .await?;
+        if tat.is_none() {
+            let tat: i64 = c
+                .one(
+                    "SELECT tat FROM password_limits WHERE limit_key = $1",
+                    args![key],
+                )
+                .await?;
+            return Ok(Tx::Rollback(Err(rate.retry_after_secs(tat, now.millis()))));
+        }
+    }
+    Ok(Tx::Commit(Ok(())))
+}
+
+async fn refund_password_attempt<C: Conn>(
+    c: &mut C,
+    keys: &[(&str, Rate)],
+) -> Result<Tx<()>, Error> {
+    for &(key, rate) in keys {
+        c.exec(
+            "UPDATE password_limits SET tat = tat - $2 WHERE limit_key = $1",
+            args![key, rate.interval_ms()],
+        )
+        .await?;
+    }
+    Ok(Tx::Commit(()))
+}
+
+async fn rotate_signing_key<C: Conn>(
+    c: &mut C,
+    sql: &str,
+    k: &SigningKeyRow,
+    now: Timestamp,
+) -> Result<Tx<()>, Error> {
+    c.exec(
+        "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL",
+        args![now],
+    )
+    .await?;
+    c.exec(
+        sql,
+        args![
+            &k.kid,
+            &k.secret_key_id,
+            &k.secret_sealed,
+            &k.public_jwk,
+            k.created_at,
+            k.retired_at
+        ],
+    )
+    .await?;
+    Ok(Tx::Commit(()))
+}
+
+async fn create_session<C: Conn>(c: &mut C, n: &crate::NewSession<'_>) -> Result<Tx<()>, Error> {
+    c.exec("INSERT INTO sessions (id, user_id, created_at, revoked_at, auth_method, ip_address, user_agent, expires_at, last_active_at, updated_at, end_reason, browser_session_id) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $3, $3, NULL, $8)", args![n.id, n.user_id, n.now, n.auth_method, n.ip_address, n.user_agent, n.expires_at, n.browser_session_id]).await?;
+    c.exec("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)", args![n.refresh_hash, n.id, n.now]).await?;
+    c.exec(
+        "UPDATE users SET last_sign_in_at = $2 WHERE id = $1",
+        args![n.user_id, n.now],
+    )
+    .await?;
+    Ok(Tx::Commit(()))
+}
+
+async fn rotate_refresh_token<C: Conn>(
+    c: &mut C,
+    hash: &[u8],
+    next: Option<&NextRefresh<'_>>,
+    client: &str,
+    now: Timestamp,
+    idle_since: Timestamp,
+) -> Result<Tx<RefreshOutcome>, Error> {
+    if let Some(next) = next {
+        let used: Option<String> = c
                     .opt(
                         "UPDATE refresh_tokens SET used_at = $2, grace_until = $3, grace_client = $4, \
                          grace_key_id = $5, grace_sealed = $6 WHERE token_hash = $1 AND used_at IS NULL \
@@ -340,34 +379,34 @@ impl Store {
                         args![hash, now, next.grace_until, next.client, next.key_id, next.sealed, idle_since],
                     )
                     .await?;
-                if let Some(session_id) = used {
-                    c.exec(
-                        "UPDATE sessions SET last_active_at = $2, updated_at = $2 WHERE id = $1",
-                        args![&session_id, now],
-                    )
-                    .await?;
-                    c.exec("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)", args![next.hash, &session_id, now]).await?;
-                    // Sealed answers of this session whose grace is over are erased here;
-                    // the periodic sweep catches sessions that are not refreshed again.
-                    c.exec(
-                        "UPDATE refresh_tokens SET grace_key_id = NULL, grace_sealed = NULL \
+        if let Some(session_id) = used {
+            c.exec(
+                "UPDATE sessions SET last_active_at = $2, updated_at = $2 WHERE id = $1",
+                args![&session_id, now],
+            )
+            .await?;
+            c.exec("INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) VALUES ($1, $2, $3, NULL)", args![next.hash, &session_id, now]).await?;
+            // Sealed answers of this session whose grace is over are erased here;
+            // the periodic sweep catches sessions that are not refreshed again.
+            c.exec(
+                "UPDATE refresh_tokens SET grace_key_id = NULL, grace_sealed = NULL \
                          WHERE session_id = $1 AND grace_sealed IS NOT NULL AND grace_until <= $2",
-                        args![&session_id, now],
-                    )
-                    .await?;
-                    let user_id: String = c
-                        .one(
-                            "SELECT user_id FROM sessions WHERE id = $1",
-                            args![&session_id],
-                        )
-                        .await?;
-                    return Ok(Tx::Commit(RefreshOutcome::Rotated {
-                        session_id,
-                        user_id,
-                    }));
-                }
-            }
-            let used: Option<UsedToken> = c
+                args![&session_id, now],
+            )
+            .await?;
+            let user_id: String = c
+                .one(
+                    "SELECT user_id FROM sessions WHERE id = $1",
+                    args![&session_id],
+                )
+                .await?;
+            return Ok(Tx::Commit(RefreshOutcome::Rotated {
+                session_id,
+                user_id,
+            }));
+        }
+    }
+    let used: Option<UsedToken> = c
                 .opt(
                     "SELECT rt.session_id, s.user_id, s.revoked_at, rt.grace_until, rt.grace_client, \
                      rt.grace_key_id, rt.grace_sealed FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id \
@@ -375,67 +414,40 @@ impl Store {
                     args![hash],
                 )
                 .await?;
-            let Some(used) = used else {
-                return Ok(Tx::Rollback(RefreshOutcome::Invalid));
-            };
-            if used.revoked_at.is_some() {
-                return Ok(Tx::Rollback(RefreshOutcome::Invalid));
-            }
-            let in_grace = used.grace_until.is_some_and(|until| now < until)
-                && used.grace_client.as_deref() == Some(client);
-            if let (true, Some(key_id), Some(sealed)) =
-                (in_grace, used.grace_key_id, used.grace_sealed)
-            {
-                return Ok(Tx::Rollback(RefreshOutcome::Replayed {
-                    session_id: used.session_id,
-                    user_id: used.user_id,
-                    key_id,
-                    sealed,
-                }));
-            }
-            let n = c
+    let Some(used) = used else {
+        return Ok(Tx::Rollback(RefreshOutcome::Invalid));
+    };
+    if used.revoked_at.is_some() {
+        return Ok(Tx::Rollback(RefreshOutcome::Invalid));
+    }
+    let in_grace = used.grace_until.is_some_and(|until| now < until)
+        && used.grace_client.as_deref() == Some(client);
+    if let (true, Some(key_id), Some(sealed)) = (in_grace, used.grace_key_id, used.grace_sealed) {
+        return Ok(Tx::Rollback(RefreshOutcome::Replayed {
+            session_id: used.session_id,
+            user_id: used.user_id,
+            key_id,
+            sealed,
+        }));
+    }
+    let n = c
                 .exec(
                     "UPDATE sessions SET revoked_at = $2, updated_at = $2, end_reason = 'refresh_token_reuse' WHERE id = $1 AND revoked_at IS NULL",
                     args![&used.session_id, now],
                 )
                 .await?;
-            // A revoked session's sealed answers are of no use to anyone.
-            c.exec(
+    // A revoked session's sealed answers are of no use to anyone.
+    c.exec(
                 "UPDATE refresh_tokens SET grace_key_id = NULL, grace_sealed = NULL WHERE session_id = $1 AND grace_sealed IS NOT NULL",
                 args![&used.session_id],
             )
             .await?;
-            Ok(Tx::Commit(if n == 1 {
-                RefreshOutcome::ReuseDetected {
-                    session_id: used.session_id,
-                    user_id: used.user_id,
-                }
-            } else {
-                RefreshOutcome::Invalid
-            }))
-        })
-    }
-
-    /// Erases every sealed refresh answer whose grace is over (the periodic sweep).
-    pub async fn clear_expired_refresh_grace(&self, now: i64) -> Result<u64, Error> {
-        on_db!(self, write, |c| Ok(c
-            .exec(
-                "UPDATE refresh_tokens SET grace_key_id = NULL, grace_sealed = NULL \
-                 WHERE grace_sealed IS NOT NULL AND grace_until <= $1",
-                args![now]
-            )
-            .await?))
-    }
-
-    pub async fn find_session_revoked_at(
-        &self,
-        session_id: &str,
-    ) -> Result<Option<Option<i64>>, Error> {
-        on_db!(self, read, |c| Ok(c
-            .opt(
-                "SELECT revoked_at FROM sessions WHERE id = $1",
-                args![session_id]
-            )
-            .await?))
-    }
+    Ok(Tx::Commit(if n == 1 {
+        RefreshOutcome::ReuseDetected {
+            session_id: used.session_id,
+            user_id: used.user_id,
+        }
+    } else {
+        RefreshOutcome::Invalid
+    }))
 }

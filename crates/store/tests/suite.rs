@@ -11,13 +11,19 @@ mod common;
 
 use common::backends;
 use tessera_core::limits::{gcra_allows, gcra_next, Rate};
+use tessera_core::Timestamp;
 use tessera_store::{
     AttemptKind, ChallengeRow, EventRow, FactorRow, ListParams, Order, Refusal, Rejection, Store,
     UserRow, VerificationRows, VerifyAttempt, VerifyOutcome,
 };
 
-/// The start of every case's clock (2027-01-15T08:00:00Z).
+/// The start of every case's clock (2027-01-15T08:00:00Z), in milliseconds.
 const T: i64 = 1_800_000_000_000;
+
+/// The store's time for `ms` milliseconds since the epoch.
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
 /// 4 failures per 40 s per factor, 6 per 60 s per user: 10 s intervals, small bursts.
 const FACTOR_RATE: Rate = Rate::new(4, 40_000);
 const USER_RATE: Rate = Rate::new(6, 60_000);
@@ -281,8 +287,8 @@ async fn seed(store: &Store, case: &str) {
             locale: None,
             password_hash: None,
             last_sign_in_at: None,
-            created_at: T,
-            updated_at: T,
+            created_at: ts(T),
+            updated_at: ts(T),
         })
         .await
         .unwrap();
@@ -290,15 +296,15 @@ async fn seed(store: &Store, case: &str) {
         let factor = FactorRow {
             id: format!("auth_factor_{case}_{n}"),
             user_id: (n != 3).then(|| user_id(case)),
-            r#type: "totp".into(),
+            r#type: tessera_core::FactorKind::Totp,
             totp_issuer: Some("Test".into()),
             totp_user: Some("test".into()),
             secret_key_id: None,
             secret_sealed: None,
             phone_number: None,
             last_totp_step: -1,
-            created_at: T,
-            updated_at: T,
+            created_at: ts(T),
+            updated_at: ts(T),
         };
         store.insert_factor(&factor, None, &[]).await.unwrap();
     }
@@ -308,11 +314,11 @@ async fn seed(store: &Store, case: &str) {
                 id: challenge_id(case, ch),
                 factor_id: factor_of(case, ch),
                 code_hash: None,
-                expires_at: if ch == 'x' { T } else { T + 600_000 },
+                expires_at: ts(if ch == 'x' { T } else { T + 600_000 }),
                 verified_at: None,
                 attempts: 0,
-                created_at: T,
-                updated_at: T,
+                created_at: ts(T),
+                updated_at: ts(T),
             })
             .await
             .unwrap();
@@ -352,7 +358,7 @@ async fn run_case(store: &Store, c: &Case) -> Run {
             user_id: uid.as_deref(),
             correct,
             totp_step,
-            now: T + at,
+            now: ts(T + at),
             max_attempts: MAX_ATTEMPTS,
             factor_rate: FACTOR_RATE,
             user_rate: USER_RATE,
@@ -363,7 +369,7 @@ async fn run_case(store: &Store, c: &Case) -> Run {
             id: format!("event_{name}_{i:02}_{k:?}"),
             event: format!("{name}.{k:?}"),
             data: format!("{{\"attempt\":{i}}}"),
-            created_at: T + at,
+            created_at: ts(T + at),
         };
         outcomes.push(store.verify_attempt(&attempt, &event).await.unwrap());
         (last_ch, last_factor, last_user) = (cid, factor_of(c.name, ch), Some(user_id(c.name)));
@@ -409,7 +415,7 @@ fn observed(run: &Run) -> Expect {
             f.last_totp_step,
             rel(f.fail_tat),
             f.consecutive_failures,
-            f.locked_at.map(rel),
+            f.locked_at.map(|t| rel(t.millis())),
         ),
         user_tat: rel(run.rows.user_fail_tat.expect("the case's user exists")),
     }
@@ -503,13 +509,13 @@ async fn an_unlocked_factor_verifies_again_and_the_unlock_is_recorded() {
         let lock = b.store.find_factor_lock(&fid).await.unwrap().unwrap();
         assert_eq!(
             (lock.consecutive_failures, lock.locked_at),
-            (5, Some(T + 10_000))
+            (5, Some(ts(T + 10_000)))
         );
         let unlocked = EventRow {
             id: format!("event_{}_unlocked", c.name),
             event: "authentication_factor.unlocked".into(),
             data: "{}".into(),
-            created_at: T + 20_000,
+            created_at: ts(T + 20_000),
         };
         assert!(b.store.unlock_factor(&fid, &unlocked).await.unwrap());
         assert!(!b
@@ -540,7 +546,7 @@ async fn an_unlocked_factor_verifies_again_and_the_unlock_is_recorded() {
             user_id: Some(&uid),
             correct: true,
             totp_step: Some(100),
-            now: T + 100_000,
+            now: ts(T + 100_000),
             max_attempts: MAX_ATTEMPTS,
             factor_rate: FACTOR_RATE,
             user_rate: USER_RATE,
@@ -550,7 +556,7 @@ async fn an_unlocked_factor_verifies_again_and_the_unlock_is_recorded() {
             id: format!("event_after_unlock_{k:?}"),
             event: "after_unlock".into(),
             data: "{}".into(),
-            created_at: T + 100_000,
+            created_at: ts(T + 100_000),
         };
         let o = b.store.verify_attempt(&attempt, &event).await.unwrap();
         assert_eq!(label(&o), "verified", "{}", b.name);
@@ -623,8 +629,8 @@ async fn a_body_whose_second_statement_fails_leaves_nothing_of_the_first() {
                 user_agent: None,
                 browser_session_id: None,
                 refresh_hash: &b"hash-1"[..],
-                now: T,
-                expires_at: T + 86_400_000,
+                now: ts(T),
+                expires_at: ts(T + 86_400_000),
             })
             .await
             .unwrap();
@@ -638,8 +644,8 @@ async fn a_body_whose_second_statement_fails_leaves_nothing_of_the_first() {
                 user_agent: None,
                 browser_session_id: None,
                 refresh_hash: &b"hash-1"[..],
-                now: T,
-                expires_at: T + 86_400_000,
+                now: ts(T),
+                expires_at: ts(T + 86_400_000),
             })
             .await;
         assert!(
@@ -661,6 +667,159 @@ async fn a_body_whose_second_statement_fails_leaves_nothing_of_the_first() {
     }
 }
 
+/// A transaction whose future is dropped after its first write (a cancelled request) leaves
+/// nothing of it, and the next write goes through: SQLite undoes the savepoint when the
+/// writer is let go, PostgreSQL rolls back the transaction that never committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_dropped_half_way_leaves_nothing_behind() {
+    let event = |id: &str| EventRow {
+        id: id.into(),
+        event: "test.dropped".into(),
+        data: "{}".into(),
+        created_at: ts(T),
+    };
+    let names = ["test.dropped".to_owned()];
+    let page = ListParams {
+        limit: 10,
+        ..Default::default()
+    };
+    for b in backends().await {
+        let (inserted, is_inserted) = tokio::sync::oneshot::channel();
+        let task = {
+            let store = b.store.clone();
+            let e = event("event_dropped");
+            tokio::spawn(async move {
+                store
+                    .insert_event_then_wait(&e, async move {
+                        let _ = inserted.send(());
+                        std::future::pending::<()>().await
+                    })
+                    .await
+            })
+        };
+        is_inserted.await.unwrap();
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        b.store.insert_event(&event("event_next")).await.unwrap();
+        let ids: Vec<String> = b
+            .store
+            .list_events(&names, None, None, &page)
+            .await
+            .unwrap()
+            .data
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, vec!["event_next".to_owned()], "{}", b.name);
+        b.close().await;
+    }
+}
+
+/// Each unique constraint a client can run into maps to its own domain error on both
+/// backends, by the constraint that failed (not by words in the database's message): a
+/// user's email and external id on insert and on update, an admin's email. Any other
+/// unique violation (here a duplicate primary key) stays an internal error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_unique_violation_maps_to_its_domain_error() {
+    use tessera_core::Error;
+    use tessera_store::{AdminRow, UserPatch};
+    let user = |id: &str, email: &str, external_id: Option<&str>| UserRow {
+        id: id.into(),
+        email: email.into(),
+        email_verified: false,
+        first_name: None,
+        last_name: None,
+        name: None,
+        profile_picture_url: None,
+        external_id: external_id.map(Into::into),
+        metadata: "{}".into(),
+        locale: None,
+        password_hash: None,
+        last_sign_in_at: None,
+        created_at: ts(T),
+        updated_at: ts(T),
+    };
+    let admin = |id: &str, email: &str| AdminRow {
+        id: id.into(),
+        email: email.into(),
+        password_hash: "$argon2id$x".into(),
+        factor_id: None,
+        created_at: ts(T),
+    };
+    let event = |id: &str| EventRow {
+        id: id.into(),
+        event: "admin.created".into(),
+        data: "{}".into(),
+        created_at: ts(T),
+    };
+    for b in backends().await {
+        let s = &b.store;
+        let n = b.name;
+        s.insert_user(&user("user_a", "a@example.com", Some("ext-a")))
+            .await
+            .unwrap();
+        s.insert_user(&user("user_b", "b@example.com", None))
+            .await
+            .unwrap();
+        let r = s
+            .insert_user(&user("user_c", "a@example.com", Some("ext-c")))
+            .await;
+        assert!(
+            matches!(&r, Err(Error::EmailNotAvailable(e)) if e == "a@example.com"),
+            "{n}: insert, email: {r:?}"
+        );
+        let r = s
+            .insert_user(&user("user_c", "c@example.com", Some("ext-a")))
+            .await;
+        assert!(
+            matches!(&r, Err(Error::ExternalIdAlreadyUsed(e)) if e == "ext-a"),
+            "{n}: insert, external id: {r:?}"
+        );
+        let r = s
+            .insert_user(&user("user_a", "other@example.com", None))
+            .await;
+        assert!(
+            matches!(&r, Err(Error::Internal(_))),
+            "{n}: insert, primary key: {r:?}"
+        );
+        let patch = |email: Option<&str>, external_id: Option<&str>| UserPatch {
+            email: email.map(Into::into),
+            external_id: external_id.map(|x| Some(x.into())),
+            updated_at: ts(T),
+            ..Default::default()
+        };
+        let r = s
+            .update_user("user_b", &patch(Some("a@example.com"), None), None)
+            .await;
+        assert!(
+            matches!(&r, Err(Error::EmailNotAvailable(e)) if e == "a@example.com"),
+            "{n}: update, email: {r:?}"
+        );
+        let r = s
+            .update_user("user_b", &patch(None, Some("ext-a")), None)
+            .await;
+        assert!(
+            matches!(&r, Err(Error::ExternalIdAlreadyUsed(e)) if e == "ext-a"),
+            "{n}: update, external id: {r:?}"
+        );
+        s.insert_admin(&admin("admin_a", "root@example.com"), &event("event_a1"))
+            .await
+            .unwrap();
+        let r = s
+            .insert_admin(&admin("admin_b", "root@example.com"), &event("event_a2"))
+            .await;
+        assert!(
+            matches!(&r, Err(Error::EmailNotAvailable(e)) if e == "root@example.com"),
+            "{n}: admin email: {r:?}"
+        );
+        // An admin may share a user's email: the two tables are unrelated.
+        s.insert_admin(&admin("admin_c", "a@example.com"), &event("event_a3"))
+            .await
+            .unwrap();
+        b.close().await;
+    }
+}
+
 /// The SMS and password limits, now written with the shared SQL GCRA, still stop at their
 /// count and say how long to wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -669,21 +828,27 @@ async fn send_and_password_limits_stop_at_their_count() {
         let r = Rate::new(5, 600_000);
         for i in 0..5 {
             assert_eq!(
-                b.store.charge_sms_send("+15555550100", T, r).await.unwrap(),
+                b.store
+                    .charge_sms_send("+15555550100", ts(T), r)
+                    .await
+                    .unwrap(),
                 Ok(()),
                 "{} sms {i}",
                 b.name
             );
         }
         assert_eq!(
-            b.store.charge_sms_send("+15555550100", T, r).await.unwrap(),
+            b.store
+                .charge_sms_send("+15555550100", ts(T), r)
+                .await
+                .unwrap(),
             Err(120)
         );
         let p = Rate::new(10, 900_000);
         for i in 0..10 {
             assert_eq!(
                 b.store
-                    .charge_password_attempt(&[("account:a", p)], T)
+                    .charge_password_attempt(&[("account:a", p)], ts(T))
                     .await
                     .unwrap(),
                 Ok(()),
@@ -693,7 +858,7 @@ async fn send_and_password_limits_stop_at_their_count() {
         }
         assert_eq!(
             b.store
-                .charge_password_attempt(&[("account:a", p)], T)
+                .charge_password_attempt(&[("account:a", p)], ts(T))
                 .await
                 .unwrap(),
             Err(90)
@@ -742,17 +907,17 @@ async fn a_challenge_whose_event_fails_is_not_stored() {
             id: id.into(),
             event: "authentication_challenge.created".into(),
             data: "{}".into(),
-            created_at: T,
+            created_at: ts(T),
         };
         let challenge = |id: &str| ChallengeRow {
             id: id.into(),
             factor_id: factor_of("chev", 'a'),
             code_hash: None,
-            expires_at: T + 600_000,
+            expires_at: ts(T + 600_000),
             verified_at: None,
             attempts: 0,
-            created_at: T,
-            updated_at: T,
+            created_at: ts(T),
+            updated_at: ts(T),
         };
         b.store.insert_event(&event("event_taken")).await.unwrap();
         let failed = b

@@ -31,9 +31,9 @@ pub struct EventView {
     pub created_at: Timestamp,
 }
 
-fn parse_time(field: &str, s: &str) -> Result<i64, Error> {
+fn parse_time(field: &str, s: &str) -> Result<Timestamp, Error> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
+        .map(|t| Timestamp(i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)))
         .map_err(|_| {
             Error::Validation(vec![FieldError::new(
                 field,
@@ -85,6 +85,6 @@ async fn list(
         id: e.id.clone(),
         event: e.event.clone(),
         data: serde_json::from_str(&e.data).unwrap_or_default(),
-        created_at: Timestamp(e.created_at),
+        created_at: e.created_at,
     })))
 }

@@ -38,7 +38,7 @@ async fn list(
 ) -> ApiResult<Json<SessionList>> {
     let q = ListQuery::parse(q.as_deref(), id::prefix::SESSION)?;
     let page = sessions::list(&state, &id, &q.params).await?;
-    let now = state.now().millis();
+    let now = state.now();
     Ok(Json(SessionList::from_page(page, |r| {
         SessionView::new(&state, r, now)
     })))

@@ -77,7 +77,7 @@ pub async fn add(store: &Store, now: Timestamp, email: &str, pw: &str) -> Result
         email,
         password_hash: hash,
         factor_id: None,
-        created_at: now.millis(),
+        created_at: now,
     };
     let event = admin_event(
         now,
@@ -181,11 +181,7 @@ pub async fn sign_in_password(
     if let Some(k) = &ip_key {
         limits.push((k.as_str(), state.config.password_ip_rate));
     }
-    if let Err(retry_after_secs) = state
-        .store
-        .charge_password_attempt(&limits, now.millis())
-        .await?
-    {
+    if let Err(retry_after_secs) = state.store.charge_password_attempt(&limits, now).await? {
         return Err(Error::RateLimited {
             message: "Too many failed sign-in attempts.".into(),
             retry_after_secs,
@@ -213,8 +209,8 @@ pub async fn sign_in_password(
         .store
         .purge_admin_sessions(
             &admin.id,
-            now.millis() - IDLE_TIMEOUT_MS,
-            now.millis() - ABSOLUTE_TIMEOUT_MS,
+            now.minus_millis(IDLE_TIMEOUT_MS),
+            now.minus_millis(ABSOLUTE_TIMEOUT_MS),
         )
         .await?;
     let (factor_id, challenge_id, enrolling) = match &admin.factor_id {
@@ -247,8 +243,8 @@ pub async fn sign_in_password(
             stage: "mfa".into(),
             factor_id: Some(factor_id),
             challenge_id: Some(challenge_id),
-            created_at: now.millis(),
-            last_seen_at: now.millis(),
+            created_at: now,
+            last_seen_at: now,
         })
         .await?;
     Ok(PasswordStep { token, enrolling })
@@ -260,15 +256,15 @@ pub async fn session(
     cookie_token: &str,
     stage: &str,
 ) -> Result<Option<AdminSession>, Error> {
-    let now = state.now().millis();
+    let now = state.now();
     Ok(state
         .store
         .touch_admin_session(
             &token::hash(cookie_token),
             stage,
             now,
-            now - IDLE_TIMEOUT_MS,
-            now - ABSOLUTE_TIMEOUT_MS,
+            now.minus_millis(IDLE_TIMEOUT_MS),
+            now.minus_millis(ABSOLUTE_TIMEOUT_MS),
         )
         .await?
         .map(|(session, admin)| AdminSession { admin, session }))
@@ -377,8 +373,8 @@ pub async fn sign_in_code(
         stage: "active".into(),
         factor_id: None,
         challenge_id: None,
-        created_at: now.millis(),
-        last_seen_at: now.millis(),
+        created_at: now,
+        last_seen_at: now,
     };
     let event = admin_event(
         now,

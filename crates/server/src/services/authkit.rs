@@ -211,10 +211,8 @@ pub async fn issue_code(
             browser_session_id: browser_session_id.map(str::to_owned),
             ip_address: sessions::truncated(meta.ip_address.as_deref(), MAX_IP),
             user_agent: sessions::truncated(meta.user_agent.as_deref(), MAX_USER_AGENT),
-            created_at: now.millis(),
-            expires_at: now
-                .plus_millis(state.config.authorization_code_ttl_ms)
-                .millis(),
+            created_at: now,
+            expires_at: now.plus_millis(state.config.authorization_code_ttl_ms),
             used_at: None,
         })
         .await?;
@@ -254,7 +252,7 @@ pub async fn code_grant(
     let now = state.now();
     let row = state
         .store
-        .redeem_authorization_code(&token::hash(code), now.millis())
+        .redeem_authorization_code(&token::hash(code), now)
         .await?
         .ok_or_else(bad_code)?;
     if req.client_id.as_deref() != Some(row.client_id.as_str()) {
@@ -307,8 +305,8 @@ pub async fn start_browser_session(
             &id,
             &token::hash(&secret),
             user_id,
-            now.millis(),
-            now.plus_millis(ttl).millis(),
+            now,
+            now.plus_millis(ttl),
         )
         .await?;
     Ok((id, secret))
@@ -321,7 +319,7 @@ pub async fn find_browser_session(
 ) -> Result<Option<(String, String)>, Error> {
     state
         .store
-        .find_browser_session(&token::hash(cookie_token), state.now().millis())
+        .find_browser_session(&token::hash(cookie_token), state.now())
         .await
 }
 
@@ -343,10 +341,7 @@ pub async fn logout(
     }
     if let Some(t) = cookie_token {
         if let Some((bid, _)) = find_browser_session(state, t).await? {
-            state
-                .store
-                .end_browser_session(&bid, state.now().millis())
-                .await?;
+            state.store.end_browser_session(&bid, state.now()).await?;
         }
     }
     match return_to.filter(|r| !r.is_empty()) {

@@ -79,10 +79,7 @@ pub async fn create_api_key(
 
 /// Revokes an API key (as `tessera api-keys revoke`).
 pub async fn revoke_api_key(state: &AppState, by: &AdminRow, key_id: &str) -> Result<(), Error> {
-    state
-        .store
-        .revoke_api_key(key_id, state.now().millis())
-        .await?;
+    state.store.revoke_api_key(key_id, state.now()).await?;
     state.api_keys.forget_id(key_id);
     record(state, API_KEY_REVOKED, by, json!({ "id": key_id })).await
 }

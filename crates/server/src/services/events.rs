@@ -31,7 +31,7 @@ pub fn new_event(now: Timestamp, name: &str, data: Value) -> EventRow {
         id: id::new_id(id::prefix::EVENT, now),
         event: name.to_owned(),
         data: data.to_string(),
-        created_at: now.millis(),
+        created_at: now,
     }
 }
 
@@ -73,8 +73,8 @@ pub async fn record(state: &AppState, name: &str, data: Value) -> Result<(), Err
 pub async fn list(
     state: &AppState,
     names: &[String],
-    start: Option<i64>,
-    end: Option<i64>,
+    start: Option<Timestamp>,
+    end: Option<Timestamp>,
     params: &ListParams,
 ) -> Result<Page<EventRow>, Error> {
     state.store.list_events(names, start, end, params).await

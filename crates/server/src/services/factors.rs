@@ -4,7 +4,7 @@ use serde::Deserialize;
 use tessera_core::error::Entity;
 use tessera_core::totp::{self, TotpSecret};
 use tessera_core::validate::{self, Problems, MAX_TEXT};
-use tessera_core::{id, qr, Error, FieldError, Timestamp};
+use tessera_core::{id, qr, Error, FactorKind, FieldError, Timestamp};
 use tessera_store::{ChallengeRow, FactorRow, ListParams, Page};
 
 use crate::views::{ChallengeView, EnrolledFactorView, FactorView, TotpSecrets};
@@ -43,15 +43,15 @@ pub fn new_totp_factor(
     let row = FactorRow {
         id: factor_id,
         user_id,
-        r#type: "totp".to_owned(),
+        r#type: FactorKind::Totp,
         totp_issuer: Some(issuer),
         totp_user: Some(user),
         secret_key_id: Some(sealed.key_id),
         secret_sealed: Some(sealed.blob),
         phone_number: None,
         last_totp_step: -1,
-        created_at: now.millis(),
-        updated_at: now.millis(),
+        created_at: now,
+        updated_at: now,
     };
     Ok((
         row,
@@ -74,11 +74,11 @@ pub fn new_challenge(
         id: id::new_id(id::prefix::CHALLENGE, now),
         factor_id: factor_id.to_owned(),
         code_hash,
-        expires_at: now.plus_millis(state.config.challenge_ttl_ms).millis(),
+        expires_at: now.plus_millis(state.config.challenge_ttl_ms),
         verified_at: None,
         attempts: 0,
-        created_at: now.millis(),
-        updated_at: now.millis(),
+        created_at: now,
+        updated_at: now,
     }
 }
 

@@ -201,7 +201,7 @@ pub async fn rotate_in_batches(
         match col.kind {
             SealKind::MasterKey => reseal_column(store, keys, col, batch, &mut report).await?,
             SealKind::WithClientSecret { .. } => {
-                report.erased_expired = store.erase_expired_sealed(col, now.millis()).await?;
+                report.erased_expired = store.erase_expired_sealed(col, now).await?;
                 report.live_until = store.latest_live_sealed_until(col, current).await?;
             }
         }

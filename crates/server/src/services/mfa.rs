@@ -11,7 +11,7 @@ use tessera_core::error::Entity;
 use tessera_core::seal::Sealed;
 use tessera_core::totp::{self, TotpSecret};
 use tessera_core::validate::{self, Problems, MAX_TEXT};
-use tessera_core::{id, otp, Error, FieldError, Timestamp};
+use tessera_core::{id, otp, Error, FactorKind, FieldError, Timestamp};
 use tessera_store::{
     AttemptKind, ChallengeRow, FactorRow, Refusal, Rejection, Store, VerifyAttempt, VerifyOutcome,
 };
@@ -65,13 +65,14 @@ fn required(p: &mut Problems, field: &str, v: &Option<String>) {
 /// `POST /auth/factors/enroll`.
 pub async fn enroll(state: &AppState, req: EnrollFactorRequest) -> Result<FactorView, Error> {
     let mut p = Problems::default();
-    let kind = req.kind.clone().unwrap_or_default();
-    match kind.as_str() {
-        "totp" => {
+    let name = req.kind.clone().unwrap_or_default();
+    let kind = FactorKind::parse(&name);
+    match kind {
+        Some(FactorKind::Totp) => {
             required(&mut p, "totp_issuer", &req.totp_issuer);
             required(&mut p, "totp_user", &req.totp_user);
         }
-        "sms" => {
+        Some(FactorKind::Sms) => {
             if req.phone_number.is_none() {
                 p.push(FieldError::new(
                     "phone_number",
@@ -80,21 +81,26 @@ pub async fn enroll(state: &AppState, req: EnrollFactorRequest) -> Result<Factor
                 ));
             }
         }
-        "generic_otp" => {}
-        "" => p.push(FieldError::new(
+        Some(FactorKind::GenericOtp) => {}
+        None if name.is_empty() => p.push(FieldError::new(
             "type",
             "type_required",
             "type is required: totp, sms or generic_otp.",
         )),
-        _ => p.push(FieldError::new(
+        None => p.push(FieldError::new(
             "type",
             "invalid_type",
             "type must be one of totp, sms, generic_otp.",
         )),
     }
     p.into_result()?;
-    let phone = match (&kind[..], &req.phone_number) {
-        ("sms", Some(raw)) => Some(
+    let Some(kind) = kind else {
+        return Err(Error::Internal(format!(
+            "factor type {name:?} passed validation"
+        )));
+    };
+    let phone = match (kind, &req.phone_number) {
+        (FactorKind::Sms, Some(raw)) => Some(
             otp::normalize_phone(raw)
                 .ok_or_else(|| Error::InvalidPhoneNumber(raw.chars().take(64).collect()))?,
         ),
@@ -104,7 +110,7 @@ pub async fn enroll(state: &AppState, req: EnrollFactorRequest) -> Result<Factor
         super::users::get(state, uid).await?;
     }
     let now = state.now();
-    let (row, secrets) = if kind == "totp" {
+    let (row, secrets) = if kind == FactorKind::Totp {
         let (row, s) = new_totp_factor(
             state,
             now,
@@ -118,15 +124,15 @@ pub async fn enroll(state: &AppState, req: EnrollFactorRequest) -> Result<Factor
         let row = FactorRow {
             id: id::new_id(id::prefix::FACTOR, now),
             user_id: req.user_id.clone(),
-            r#type: kind.clone(),
+            r#type: kind,
             totp_issuer: None,
             totp_user: None,
             secret_key_id: None,
             secret_sealed: None,
             phone_number: phone,
             last_totp_step: -1,
-            created_at: now.millis(),
-            updated_at: now.millis(),
+            created_at: now,
+            updated_at: now,
         };
         (row, None)
     };
@@ -194,21 +200,18 @@ pub async fn challenge(
         p.into_result()?;
     }
     let now = state.now();
-    let code = match factor.r#type.as_str() {
-        "sms" | "generic_otp" => Some(otp::new_code()),
-        _ => None,
-    };
+    let code = factor.r#type.has_sent_code().then(otp::new_code);
     let challenge_id = id::new_id(id::prefix::CHALLENGE, now);
     let code_hash = code
         .as_ref()
         .map(|c| state.keys.mac(OTP_MAC_PURPOSE, &challenge_id, c.as_bytes()));
     let mut row = new_challenge(state, now, &factor.id, code_hash);
     row.id = challenge_id;
-    if factor.r#type == "sms" {
+    if factor.r#type == FactorKind::Sms {
         let phone = factor.phone_number.clone().unwrap_or_default();
         if let Err(retry_after_secs) = state
             .store
-            .charge_sms_send(&phone, now.millis(), state.config.sms_rate)
+            .charge_sms_send(&phone, now, state.config.sms_rate)
             .await?
         {
             state
@@ -252,7 +255,7 @@ pub async fn challenge(
         .insert_challenge_with_events(&row, &[created])
         .await?;
     // Only generic OTP hands the code to the caller; SMS codes go to the phone only.
-    let shown = code.filter(|_| factor.r#type == "generic_otp");
+    let shown = code.filter(|_| factor.r#type == FactorKind::GenericOtp);
     Ok(ChallengeView::new(&row, shown))
 }
 
@@ -264,8 +267,8 @@ fn evaluate(
     code: &str,
     unix_seconds: i64,
 ) -> Result<(bool, Option<i64>), Error> {
-    match factor.r#type.as_str() {
-        "totp" => {
+    match factor.r#type {
+        FactorKind::Totp => {
             let sealed = Sealed {
                 key_id: factor.secret_key_id.clone().unwrap_or_default(),
                 blob: factor.secret_sealed.clone().unwrap_or_default(),
@@ -284,7 +287,7 @@ fn evaluate(
             );
             Ok((step.is_some(), step))
         }
-        _ => {
+        FactorKind::Sms | FactorKind::GenericOtp => {
             // Always compute the MAC, so a malformed code takes as long as a wrong one.
             let stored = challenge.code_hash.as_deref().unwrap_or_default();
             let matches =
@@ -401,7 +404,7 @@ pub async fn verify(
     };
     // Refusals that need no evaluation are answered before any work (the store re-checks
     // them atomically anyway).
-    if let Some(r) = tessera_store::challenge_refusal(Some(&challenge), now.millis(), max) {
+    if let Some(r) = tessera_store::challenge_refusal(Some(&challenge), now, max) {
         count_refusal(state, r);
         if r == Refusal::TooManyAttempts {
             state
@@ -421,7 +424,7 @@ pub async fn verify(
         user_id: factor.user_id.as_deref(),
         correct,
         totp_step,
-        now: now.millis(),
+        now,
         max_attempts: max,
         factor_rate: state.config.factor_failure_rate,
         user_rate: state.config.user_failure_rate,
@@ -475,7 +478,10 @@ pub async fn verify(
     }
     match outcome {
         VerifyOutcome::Verified(c) => Ok((
-            ChallengeView::new(&c, (factor.r#type == "generic_otp").then_some(code)),
+            ChallengeView::new(
+                &c,
+                (factor.r#type == FactorKind::GenericOtp).then_some(code),
+            ),
             true,
         )),
         VerifyOutcome::Rejected { challenge, why } => {

@@ -59,17 +59,17 @@ pub struct SessionView {
 pub type SessionList = crate::views::ListView<SessionView>;
 
 /// The moment the inactivity timeout ends a session last active at `last_active_at`.
-fn idle_end(state: &AppState, last_active_at: i64) -> i64 {
-    last_active_at.saturating_add(state.config.session_inactivity_ms)
+fn idle_end(state: &AppState, last_active_at: Timestamp) -> Timestamp {
+    last_active_at.plus_millis(state.config.session_inactivity_ms)
 }
 
 /// Sessions last active at or before this moment are expired by inactivity.
-pub fn idle_since(state: &AppState, now: i64) -> i64 {
-    now.saturating_sub(state.config.session_inactivity_ms)
+pub fn idle_since(state: &AppState, now: Timestamp) -> Timestamp {
+    now.minus_millis(state.config.session_inactivity_ms)
 }
 
 impl SessionView {
-    pub fn new(state: &AppState, r: &SessionRow, now: i64) -> Self {
+    pub fn new(state: &AppState, r: &SessionRow, now: Timestamp) -> Self {
         let expires_at = r.expires_at.min(idle_end(state, r.last_active_at));
         let (status, ended_at) = match r.revoked_at {
             Some(t) => ("revoked", Some(t)),
@@ -85,10 +85,10 @@ impl SessionView {
             auth_method: r.auth_method.clone(),
             ip_address: r.ip_address.clone(),
             user_agent: r.user_agent.clone(),
-            expires_at: Timestamp(expires_at),
-            ended_at: ended_at.map(Timestamp),
-            created_at: Timestamp(r.created_at),
-            updated_at: Timestamp(r.updated_at),
+            expires_at,
+            ended_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
         }
     }
 }
@@ -96,7 +96,7 @@ impl SessionView {
 /// `data` of a `session.*` event: the session object (Python v5 parses it strictly), with the
 /// reason of a revocation.
 pub fn event_data(state: &AppState, r: &SessionRow, reason: Option<&str>) -> Value {
-    let mut v = json!(SessionView::new(state, r, state.now().millis()));
+    let mut v = json!(SessionView::new(state, r, state.now()));
     if let Some(reason) = reason {
         v["reason"] = json!(reason);
     }
@@ -129,7 +129,7 @@ pub async fn revoke(state: &AppState, req: RevokeSessionRequest) -> Result<Sessi
         )
     })?;
     let row = end(state, &session_id, "revoked").await?;
-    Ok(SessionView::new(state, &row, state.now().millis()))
+    Ok(SessionView::new(state, &row, state.now()))
 }
 
 /// Ends one session (and the browser session it came from) with `reason`, recording
@@ -139,7 +139,7 @@ pub async fn end(state: &AppState, session_id: &str, reason: &str) -> Result<Ses
     if !id::has_prefix(session_id, id::prefix::SESSION) {
         return Err(not_found());
     }
-    let now = state.now().millis();
+    let now = state.now();
     match state.store.end_session(session_id, reason, now).await? {
         Some(row) => {
             events::record(
@@ -162,7 +162,7 @@ pub async fn end(state: &AppState, session_id: &str, reason: &str) -> Result<Ses
 /// after a password change, a deleted factor, a deleted user. One `session.revoked` event per
 /// session ended.
 pub async fn end_all_for_user(state: &AppState, user_id: &str, reason: &str) -> Result<(), Error> {
-    let now = state.now().millis();
+    let now = state.now();
     let ended = state
         .store
         .end_user_sessions(user_id, reason, now, idle_since(state, now))

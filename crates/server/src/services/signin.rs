@@ -6,7 +6,7 @@ use serde_json::json;
 use sha2::Digest;
 use tessera_core::jwt::{AccessClaims, SigningKey};
 use tessera_core::seal::Sealed;
-use tessera_core::{id, password, token, validate, Error, MfaInterruption, MfaStep};
+use tessera_core::{id, password, token, validate, Error, FactorKind, MfaInterruption, MfaStep};
 use tessera_store::{ListParams, NextRefresh, Order, RefreshOutcome, SigningKeyRow, UserRow};
 use tracing::Instrument;
 
@@ -101,10 +101,10 @@ async fn new_signing_key(
                 secret_key_id: sealed.key_id,
                 secret_sealed: sealed.blob,
                 public_jwk: key.public_jwk().to_string(),
-                created_at: now.millis(),
+                created_at: now,
                 retired_at: None,
             },
-            now.millis(),
+            now,
         )
         .await?;
     Ok(key.kid().to_owned())
@@ -130,7 +130,7 @@ async fn active_signing_key(state: &AppState) -> Result<SigningKey, Error> {
 /// The JWKS for `GET /sso/jwks/:client_id`: current keys and retired keys whose tokens may
 /// still be valid.
 pub async fn jwks(state: &AppState) -> Result<serde_json::Value, Error> {
-    let since = state.now().millis() - state.config.access_token_ttl_ms;
+    let since = state.now().minus_millis(state.config.access_token_ttl_ms);
     let keys: Vec<serde_json::Value> = state
         .store
         .published_signing_keys(since)
@@ -326,8 +326,8 @@ pub async fn new_pending_token(state: &AppState, user_id: &str) -> Result<String
         .insert_pending_token(
             &token::hash(&pending),
             user_id,
-            now.millis(),
-            now.plus_millis(state.config.pending_token_ttl_ms).millis(),
+            now,
+            now.plus_millis(state.config.pending_token_ttl_ms),
         )
         .await?;
     Ok(pending)
@@ -405,11 +405,7 @@ async fn check_password_to_end(
     if let Some(k) = &ip_key {
         limits.push((k.as_str(), state.config.password_ip_rate));
     }
-    if let Err(retry_after_secs) = state
-        .store
-        .charge_password_attempt(&limits, now.millis())
-        .await?
-    {
+    if let Err(retry_after_secs) = state.store.charge_password_attempt(&limits, now).await? {
         return Err(Error::RateLimited {
             message: "Too many failed sign-in attempts. Try again later.".into(),
             retry_after_secs,
@@ -460,7 +456,7 @@ async fn check_password_to_end(
     let totp: Vec<String> = factors
         .data
         .iter()
-        .filter(|f| f.r#type == "totp")
+        .filter(|f| f.r#type == FactorKind::Totp)
         .map(|f| f.id.clone())
         .collect();
     let mfa_required = state
@@ -516,13 +512,13 @@ pub async fn complete_totp(
     };
     let user_id = state
         .store
-        .find_pending_user(&pending_hash, now.millis())
+        .find_pending_user(&pending_hash, now)
         .await?
         .ok_or_else(bad_pending)?;
     // The challenge must belong to a TOTP factor of the pending token's user.
     let context = state.store.find_challenge_context(challenge_id).await?;
     let belongs = context.as_ref().is_some_and(|(_, f, _)| {
-        f.user_id.as_deref() == Some(user_id.as_str()) && f.r#type == "totp"
+        f.user_id.as_deref() == Some(user_id.as_str()) && f.r#type == FactorKind::Totp
     });
     if !belongs {
         return Err(failed(
@@ -565,7 +561,7 @@ pub async fn complete_totp(
     }
     if !state
         .store
-        .consume_pending_token(&pending_hash, &user_id, now.millis())
+        .consume_pending_token(&pending_hash, &user_id, now)
         .await?
     {
         return Err(bad_pending());
@@ -595,8 +591,8 @@ pub(crate) async fn start_session(
         user_agent: agent.as_deref(),
         browser_session_id,
         refresh_hash: &refresh_hash,
-        now: now.millis(),
-        expires_at: now.plus_millis(state.config.session_max_age_ms).millis(),
+        now,
+        expires_at: now.plus_millis(state.config.session_max_age_ms),
     };
     state.store.create_session(&new).await?;
     let row = tessera_store::SessionRow {
@@ -605,10 +601,10 @@ pub(crate) async fn start_session(
         auth_method: new.auth_method.to_owned(),
         ip_address: ip.clone(),
         user_agent: agent.clone(),
-        created_at: now.millis(),
-        updated_at: now.millis(),
+        created_at: now,
+        updated_at: now,
         expires_at: new.expires_at,
-        last_active_at: now.millis(),
+        last_active_at: now,
         revoked_at: None,
         end_reason: None,
         browser_session_id: browser_session_id.map(str::to_owned),
@@ -620,7 +616,7 @@ pub(crate) async fn start_session(
     )
     .await?;
     let mut user = user.clone();
-    user.last_sign_in_at = Some(now.millis());
+    user.last_sign_in_at = Some(now);
     Ok(AuthenticateResponse {
         access_token: access_token(state, &user.id, &session_id).await?,
         refresh_token: refresh,
@@ -675,12 +671,12 @@ async fn refresh_grant(
     let hash = token::hash(presented);
     let client = retry_client(api_key_id, req);
     let client = client.as_str();
-    let idle_since = sessions::idle_since(state, now.millis());
+    let idle_since = sessions::idle_since(state, now);
     let invalid =
         || Error::InvalidGrant("The refresh token is invalid or its session has ended.".into());
     let found = state
         .store
-        .find_refresh_token(&hash, now.millis(), idle_since)
+        .find_refresh_token(&hash, now, idle_since)
         .await?
         .ok_or_else(invalid)?;
     // The sealed pair is bound to this token's row; its hash is public within the database.
@@ -704,16 +700,14 @@ async fn refresh_grant(
     };
     let next = minted.as_ref().map(|(_, next_hash, sealed)| NextRefresh {
         hash: next_hash,
-        grace_until: now
-            .plus_millis(state.config.refresh_reuse_grace_ms)
-            .millis(),
+        grace_until: now.plus_millis(state.config.refresh_reuse_grace_ms),
         client,
         key_id: &sealed.key_id,
         sealed: &sealed.blob,
     });
     let outcome = state
         .store
-        .rotate_refresh_token(&hash, next.as_ref(), client, now.millis(), idle_since)
+        .rotate_refresh_token(&hash, next.as_ref(), client, now, idle_since)
         .await?;
     match outcome {
         RefreshOutcome::Rotated { user_id, .. } => {
@@ -803,11 +797,7 @@ pub async fn sweep_refresh_grace(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
-        if let Err(e) = state
-            .store
-            .clear_expired_refresh_grace(state.now().millis())
-            .await
-        {
+        if let Err(e) = state.store.clear_expired_refresh_grace(state.now()).await {
             tracing::warn!(error = %e, "cannot erase expired refresh answers");
         }
     }

@@ -213,8 +213,8 @@ pub async fn create(state: &AppState, req: CreateUserRequest) -> Result<UserRow,
         locale: req.locale,
         password_hash,
         last_sign_in_at: None,
-        created_at: now.millis(),
-        updated_at: now.millis(),
+        created_at: now,
+        updated_at: now,
     };
     state.store.insert_user(&row).await?;
     Ok(row)
@@ -276,7 +276,7 @@ pub async fn update(
         external_id: req.external_id,
         locale: req.locale,
         password_hash,
-        updated_at: state.now().millis(),
+        updated_at: state.now(),
     };
     let user = match req.metadata {
         Some(changes) => {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use tessera_core::{Error, Timestamp};
+use tessera_core::{Error, FactorKind, Timestamp};
 use tessera_store::{ListParams, Order, Page};
 
 use super::cookie;
@@ -115,8 +115,8 @@ impl FromRequestParts<AppState> for Pending {
 // ---- helpers ---------------------------------------------------------------------------
 
 /// "2026-11-29 12:00:05" (UTC; the column header says so).
-pub fn fmt_time(ms: i64) -> String {
-    let t = Timestamp(ms).to_rfc3339_millis();
+pub fn fmt_time(t: Timestamp) -> String {
+    let t = t.to_rfc3339_millis();
     t.get(..19).unwrap_or(&t).replace('T', " ")
 }
 
@@ -716,10 +716,10 @@ async fn user_page(
             .iter()
             .map(|f| FactorItem {
                 id: f.id.clone(),
-                kind: match f.r#type.as_str() {
-                    "totp" => "Authenticator app (TOTP)".into(),
-                    "sms" => "SMS".into(),
-                    other => other.replace('_', " "),
+                kind: match f.r#type {
+                    FactorKind::Totp => "Authenticator app (TOTP)".into(),
+                    FactorKind::Sms => "SMS".into(),
+                    FactorKind::GenericOtp => "generic otp".into(),
                 },
                 label: match (&f.totp_issuer, &f.totp_user, &f.phone_number) {
                     (Some(i), Some(u), _) => format!("{i} / {u}"),
@@ -1132,7 +1132,7 @@ async fn signing_keys_page(
         .await?
         .map(|k| k.kid)
         .unwrap_or_default();
-    let since = state.now().millis() - state.config.access_token_ttl_ms;
+    let since = state.now().minus_millis(state.config.access_token_ttl_ms);
     let keys = state.store.published_signing_keys(since).await?;
     Ok(render(&SigningKeysPage {
         l: layout(&state, "Signing keys", &csrf).await?,

@@ -432,7 +432,7 @@ fn digits(code: &str) -> String {
 async fn pending_user(state: &AppState, pending: &str) -> Result<tessera_store::UserRow, WebError> {
     let uid = state
         .store
-        .find_pending_user(&token::hash(pending), state.now().millis())
+        .find_pending_user(&token::hash(pending), state.now())
         .await?
         .ok_or(WebError::Domain(Error::AuthenticationFailed {
             code: "invalid_pending_authentication_token",
@@ -522,7 +522,7 @@ async fn enroll(
     // The pending token first (single use): of two parallel submissions, one enrols.
     if !state
         .store
-        .consume_pending_token(&token::hash(&f.pending), &user.id, now.millis())
+        .consume_pending_token(&token::hash(&f.pending), &user.id, now)
         .await?
     {
         return Err(WebError::Domain(Error::AuthenticationFailed {
@@ -560,10 +560,7 @@ async fn finish(
     // A browser that signs in again (prompt=login, another account) leaves its old session.
     if let Some(t) = cookie::get(headers, BROWSER_COOKIE) {
         if let Some((old, _)) = authkit::find_browser_session(state, t).await? {
-            state
-                .store
-                .end_browser_session(&old, state.now().millis())
-                .await?;
+            state.store.end_browser_session(&old, state.now()).await?;
         }
     }
     let (bid, secret) = authkit::start_browser_session(state, user_id).await?;

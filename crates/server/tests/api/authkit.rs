@@ -63,7 +63,11 @@ pub fn claims(token: &str) -> Value {
 
 /// A code for `user_id`, issued as the hosted pages issue it, with an optional PKCE challenge.
 async fn code_for(app: &TestApp, user_id: &str, challenge: Option<&str>) -> String {
-    app.state.store.add_redirect_uri(CALLBACK, 0).await.unwrap();
+    app.state
+        .store
+        .add_redirect_uri(CALLBACK, tessera_core::Timestamp(0))
+        .await
+        .unwrap();
     let q = AuthorizeQuery {
         client_id: Some(app.client_id.clone()),
         redirect_uri: Some(CALLBACK.into()),
@@ -230,14 +234,20 @@ async fn a_code_expires_after_ten_minutes(app: TestApp) {
 
     // Expired codes (used or not) and browser sessions answer nothing any more, so the
     // maintenance task deletes them; a live browser session stays.
-    let now = tessera_core::Clock::now(&app.clock).millis();
+    let now = tessera_core::Clock::now(&app.clock);
     let store = &app.state.store;
     store
-        .insert_browser_session("browser_session_old", b"old", &uid, now - 5, now)
+        .insert_browser_session(
+            "browser_session_old",
+            b"old",
+            &uid,
+            now.minus_millis(5),
+            now,
+        )
         .await
         .unwrap();
     store
-        .insert_browser_session("browser_session_new", b"new", &uid, now, now + 1)
+        .insert_browser_session("browser_session_new", b"new", &uid, now, now.plus_millis(1))
         .await
         .unwrap();
     let pruned = tessera_server::maintenance::prune(&app.state, 1)

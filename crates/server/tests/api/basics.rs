@@ -88,7 +88,11 @@ async fn a_revoked_api_key_stops_working_at_once_without_the_cache() {
         .await
         .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
-    app.state.store.revoke_api_key(&row.id, 1).await.unwrap();
+    app.state
+        .store
+        .revoke_api_key(&row.id, tessera_core::Timestamp(1))
+        .await
+        .unwrap();
     let r = app
         .http
         .get(app.url("/user_management/users"))
@@ -119,7 +123,11 @@ async fn a_revoked_api_key_stops_working_when_its_cache_entry_expires() {
         }
     };
     assert_eq!(status(secret.clone()).await, StatusCode::OK);
-    app.state.store.revoke_api_key(&row.id, 1).await.unwrap();
+    app.state
+        .store
+        .revoke_api_key(&row.id, tessera_core::Timestamp(1))
+        .await
+        .unwrap();
     app.clock.advance_millis(999);
     assert_eq!(
         status(secret.clone()).await,

@@ -207,7 +207,11 @@ fn authorize_path(app: &TestApp, extra: &[(&str, &str)]) -> String {
 }
 
 async fn allow_callback(app: &TestApp) {
-    app.state.store.add_redirect_uri(CALLBACK, 0).await.unwrap();
+    app.state
+        .store
+        .add_redirect_uri(CALLBACK, tessera_core::Timestamp(0))
+        .await
+        .unwrap();
 }
 
 /// `(code, state)` of a URL back at the callback.
@@ -671,7 +675,7 @@ async fn logout_ends_both_sessions_and_returns_only_to_allowed_urls(app: TestApp
     allow_callback(&app).await;
     app.state
         .store
-        .add_redirect_uri("https://app.example.com/bye", 0)
+        .add_redirect_uri("https://app.example.com/bye", tessera_core::Timestamp(0))
         .await
         .unwrap();
     let uid = app.create_user("bye@example.com").await["id"]

@@ -54,14 +54,14 @@ async fn server_with_seed_user() -> TestApp {
         locale: None,
         password_hash: None,
         last_sign_in_at: None,
-        created_at: T0,
-        updated_at: T0,
+        created_at: tessera_core::Timestamp(T0),
+        updated_at: tessera_core::Timestamp(T0),
     };
     app.state.store.insert_user(&row).await.unwrap();
     // Hosted sign-in checks return to a loopback callback (the port wildcard).
     app.state
         .store
-        .add_redirect_uri("http://127.0.0.1:*/callback", T0)
+        .add_redirect_uri("http://127.0.0.1:*/callback", tessera_core::Timestamp(T0))
         .await
         .unwrap();
     app

@@ -774,12 +774,12 @@ async fn a_refresh_that_cannot_sign_leaves_the_refresh_token_unused(app: TestApp
         secret_key_id: active.key_id.clone(),
         secret_sealed: vec![0; 40],
         public_jwk: "{}".into(),
-        created_at: crate::helpers::T0 + 1,
+        created_at: tessera_core::Timestamp(crate::helpers::T0 + 1),
         retired_at: None,
     };
     app.state
         .store
-        .rotate_signing_key(&broken, crate::helpers::T0 + 1)
+        .rotate_signing_key(&broken, tessera_core::Timestamp(crate::helpers::T0 + 1))
         .await
         .unwrap();
     let (s, v) = refresh(&app, &r1).await;

@@ -1,257 +1,27 @@
-//! The two connection types that [`crate::db::on_db!`] bodies run on, with the same method
-//! names, so each statement is written once for both backends:
+//! SQLite through `rusqlite`: [`Sqlite`] (one writer connection with group commit, and a
+//! pool of read-only connections) and [`Lite`], a connection as a [`Conn`].
 //!
-//! * [`Lite`]: SQLite through `rusqlite`, run in place on the calling task. A statement costs
-//!   a few microseconds, less than handing it to another thread (which is what an async
-//!   SQLite driver does per statement: two context switches each, and on two cores those
-//!   dominated verification). Writers take the one writer connection behind an async mutex
-//!   and never wait on anything else while they hold it, so a transaction never spans an
-//!   `.await` that could pend; readers take a connection from a small pool (WAL readers never
-//!   block the writer).
-//! * [`Pg`]: PostgreSQL through `sqlx`, a pool or one transaction's connection.
-//!
-//! Parameters are [`Arg`]s, typed (a PostgreSQL NULL needs its type); rows decode by position
-//! into [`FromRow`] types.
+//! Statements run in place on the calling task. A statement costs a few microseconds, less
+//! than handing it to another thread (which is what an async SQLite driver does per
+//! statement: two context switches each, and on two cores those dominated verification).
+//! Writers take the one writer connection behind an async mutex and never wait on anything
+//! else while they hold it, so a transaction never spans an `.await` that could pend; readers
+//! take a connection from a small pool (WAL readers never block the writer).
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
-use sqlx::postgres::{PgArguments, PgRow};
-use sqlx::{PgConnection, Postgres};
 use tessera_core::Error;
 
-/// A failed statement. Converts into [`Error::Internal`], or [`Error::Unavailable`] when the
-/// database could not be reached; callers that expect a constraint violation look at
-/// `unique` first.
-#[derive(Debug)]
-pub(crate) struct DbError {
-    pub unique: bool,
-    /// The database is out of reach (see [`crate::outage::is_unavailable`]).
-    pub unavailable: bool,
-    pub message: String,
-}
+use super::{Arg, Conn, DbError, FromRow, Tx};
 
-impl From<DbError> for Error {
-    fn from(e: DbError) -> Self {
-        if e.unavailable {
-            Error::Unavailable(format!("database: {}", e.message))
-        } else {
-            Error::Internal(format!("database: {}", e.message))
-        }
-    }
-}
-
-impl From<rusqlite::Error> for DbError {
-    fn from(e: rusqlite::Error) -> Self {
-        // SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY
-        let unique = e
-            .sqlite_error()
-            .is_some_and(|f| matches!(f.extended_code, 2067 | 1555));
-        DbError {
-            unique,
-            unavailable: false,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<sqlx::Error> for DbError {
-    fn from(e: sqlx::Error) -> Self {
-        let (unique, message) = match &e {
-            sqlx::Error::Database(db) => (
-                db.is_unique_violation(),
-                format!("{} {}", db.message(), db.constraint().unwrap_or_default()),
-            ),
-            _ => (false, e.to_string()),
-        };
-        DbError {
-            unique,
-            unavailable: crate::outage::is_unavailable(&e),
-            message,
-        }
-    }
-}
-
-/// What a transaction body decided.
-pub(crate) enum Tx<T> {
-    Commit(T),
-    /// Undo every write of the body (a refusal half-way through a multi-step rule).
-    Rollback(T),
-}
-
-/// A statement parameter.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Arg<'a> {
-    Int(Option<i64>),
-    Text(Option<&'a str>),
-    Blob(Option<&'a [u8]>),
-    Bool(bool),
-}
-
-impl From<i64> for Arg<'_> {
-    fn from(v: i64) -> Self {
-        Arg::Int(Some(v))
-    }
-}
-impl From<Option<i64>> for Arg<'_> {
-    fn from(v: Option<i64>) -> Self {
-        Arg::Int(v)
-    }
-}
-impl From<bool> for Arg<'_> {
-    fn from(v: bool) -> Self {
-        Arg::Bool(v)
-    }
-}
-impl<'a> From<&'a str> for Arg<'a> {
-    fn from(v: &'a str) -> Self {
-        Arg::Text(Some(v))
-    }
-}
-impl<'a> From<&'a String> for Arg<'a> {
-    fn from(v: &'a String) -> Self {
-        Arg::Text(Some(v))
-    }
-}
-impl<'a> From<Option<&'a str>> for Arg<'a> {
-    fn from(v: Option<&'a str>) -> Self {
-        Arg::Text(v)
-    }
-}
-impl<'a> From<&'a Option<String>> for Arg<'a> {
-    fn from(v: &'a Option<String>) -> Self {
-        Arg::Text(v.as_deref())
-    }
-}
-impl<'a> From<&'a [u8]> for Arg<'a> {
-    fn from(v: &'a [u8]) -> Self {
-        Arg::Blob(Some(v))
-    }
-}
-impl<'a> From<&'a Vec<u8>> for Arg<'a> {
-    fn from(v: &'a Vec<u8>) -> Self {
-        Arg::Blob(Some(v))
-    }
-}
-impl<'a> From<&'a Option<Vec<u8>>> for Arg<'a> {
-    fn from(v: &'a Option<Vec<u8>>) -> Self {
-        Arg::Blob(v.as_deref())
-    }
-}
-
-/// `args![a, b, c]`: a parameter list, `$1` first.
-macro_rules! args {
-    ($($a:expr),* $(,)?) => {
-        &[$($crate::sql::Arg::from($a)),*]
-    };
-}
-pub(crate) use args;
-
-impl ToSql for Arg<'_> {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(match *self {
-            Arg::Int(Some(v)) => ToSqlOutput::Owned(Value::Integer(v)),
-            Arg::Bool(b) => ToSqlOutput::Owned(Value::Integer(i64::from(b))),
-            Arg::Text(Some(s)) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            Arg::Blob(Some(b)) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
-            Arg::Int(None) | Arg::Text(None) | Arg::Blob(None) => ToSqlOutput::Owned(Value::Null),
-        })
-    }
-}
-
-/// A column type both backends decode.
-pub(crate) trait Col:
-    rusqlite::types::FromSql + for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
-{
-}
-impl<T> Col for T where
-    T: rusqlite::types::FromSql + for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
-{
-}
-
-/// A result row of either backend, read by column position.
-pub(crate) trait Cols {
-    fn col<T: Col>(&self, i: usize) -> Result<T, DbError>;
-}
-
-impl Cols for rusqlite::Row<'_> {
-    fn col<T: Col>(&self, i: usize) -> Result<T, DbError> {
-        Ok(self.get(i)?)
-    }
-}
-
-impl Cols for PgRow {
-    fn col<T: Col>(&self, i: usize) -> Result<T, DbError> {
-        Ok(sqlx::Row::try_get(self, i)?)
-    }
-}
-
-/// A value made of `WIDTH` consecutive columns starting at `at` (so joins decode as tuples).
-pub(crate) trait FromRow: Sized {
-    const WIDTH: usize;
-    fn from_cols(r: &impl Cols, at: usize) -> Result<Self, DbError>;
-}
-
-macro_rules! scalar_from_row {
-    ($($t:ty),*) => {
-        $(impl FromRow for $t {
-            const WIDTH: usize = 1;
-            fn from_cols(r: &impl Cols, at: usize) -> Result<Self, DbError> {
-                r.col(at)
-            }
-        })*
-    };
-}
-scalar_from_row!(i64, String, Option<i64>, Option<String>);
-
-impl<A: FromRow, B: FromRow> FromRow for (A, B) {
-    const WIDTH: usize = A::WIDTH + B::WIDTH;
-    fn from_cols(r: &impl Cols, at: usize) -> Result<Self, DbError> {
-        Ok((A::from_cols(r, at)?, B::from_cols(r, at + A::WIDTH)?))
-    }
-}
-
-impl<A: FromRow, B: FromRow, C: FromRow> FromRow for (A, B, C) {
-    const WIDTH: usize = A::WIDTH + B::WIDTH + C::WIDTH;
-    fn from_cols(r: &impl Cols, at: usize) -> Result<Self, DbError> {
-        Ok((
-            A::from_cols(r, at)?,
-            B::from_cols(r, at + A::WIDTH)?,
-            C::from_cols(r, at + A::WIDTH + B::WIDTH)?,
-        ))
-    }
-}
-
-/// `from_row!(Type { a, b, c })`: decodes the fields from consecutive columns, in the order
-/// given (which must be the order of the type's column list).
-macro_rules! from_row {
-    ($t:ty { $($f:ident),* $(,)? }) => {
-        impl $crate::sql::FromRow for $t {
-            const WIDTH: usize = [$(stringify!($f)),*].len();
-            #[allow(unused_assignments)]
-            fn from_cols(
-                r: &impl $crate::sql::Cols,
-                at: usize,
-            ) -> Result<Self, $crate::sql::DbError> {
-                let mut i = at;
-                Ok(Self {
-                    $($f: {
-                        let v = r.col(i)?;
-                        i += 1;
-                        v
-                    }),*
-                })
-            }
-        }
-    };
-}
-pub(crate) use from_row;
-
-// ---- SQLite ------------------------------------------------------------------------------
+/// Whether write bodies share commits (see [`Sqlite`]). `false`: every body commits on its
+/// own (one WAL append and, at a checkpoint, one fsync each), as a plain single-writer
+/// SQLite would; the one switch for measuring what grouping buys with `tessera-bench`.
+const GROUP_COMMIT: bool = true;
 
 /// The SQLite database: one writer connection and a pool of read-only connections.
 ///
@@ -394,7 +164,7 @@ impl Sqlite {
     pub(crate) async fn enter(&self) -> Result<WriterGuard<'_>, Error> {
         let mut w = {
             let _queued = Queued::new(&self.queued);
-            self.writer.lock().await
+            WriterGuard(self.writer.lock().await)
         };
         w.start_body()?;
         Ok(w)
@@ -407,10 +177,16 @@ impl Sqlite {
         r: Result<Tx<T>, Error>,
     ) -> (Result<T, Error>, Option<GroupTicket>) {
         let keep = matches!(r, Ok(Tx::Commit(_)));
-        let out = w.end_body(keep).and(r).map(|t| match t {
+        if let Err(e) = w.end_body(keep) {
+            // The savepoint could be neither kept nor undone: nothing of the group may
+            // commit with it half there.
+            w.abandon_body();
+            return (Err(e), None);
+        }
+        let out = r.map(|t| match t {
             Tx::Commit(v) | Tx::Rollback(v) => v,
         });
-        if self.queued.load(Ordering::Acquire) > 0 && w.group.len() < MAX_GROUP {
+        if GROUP_COMMIT && self.queued.load(Ordering::Acquire) > 0 && w.group.len() < MAX_GROUP {
             if out.is_err() {
                 return (out, None);
             }
@@ -499,14 +275,41 @@ fn register_gcra(conn: &Connection) -> rusqlite::Result<()> {
 const MAX_GROUP: usize = 64;
 
 pub(crate) type GroupTicket = tokio::sync::oneshot::Receiver<Result<(), String>>;
-pub(crate) type WriterGuard<'a> = tokio::sync::MutexGuard<'a, Writer>;
+
+/// The writer, held by one body from [`Sqlite::enter`] to [`Sqlite::leave`]. Dropped in
+/// between (the body's future was dropped while it waited on something, or the body
+/// panicked), it undoes the body's writes there and then and commits the group: no
+/// savepoint stays open, nothing half-written can ever commit, and the members waiting for
+/// the group's commit get it.
+pub(crate) struct WriterGuard<'a>(tokio::sync::MutexGuard<'a, Writer>);
+
+impl Deref for WriterGuard<'_> {
+    type Target = Writer;
+    fn deref(&self) -> &Writer {
+        &self.0
+    }
+}
+
+impl DerefMut for WriterGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Writer {
+        &mut self.0
+    }
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.in_body {
+            self.0.abandon_body();
+        }
+    }
+}
 
 /// The writer connection and its group-commit state.
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
     /// A group transaction is open.
     open: bool,
-    /// A body's savepoint is open (still true on entry: the last body panicked).
+    /// A body's savepoint is open.
     in_body: bool,
     /// Bodies done and waiting for the group's commit.
     group: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
@@ -523,11 +326,8 @@ impl Writer {
             let _ = self.commit();
         }
         if self.in_body {
-            // A body panicked half-way: undo what it wrote, keep the group.
-            self.conn
-                .execute_batch("ROLLBACK TO body; RELEASE body;")
-                .map_err(DbError::from)?;
-            self.in_body = false;
+            // Never true here ([`WriterGuard`] cleans up); a backstop.
+            self.abandon_body();
         }
         if !self.open {
             if !self.conn.is_autocommit() {
@@ -554,6 +354,30 @@ impl Writer {
         self.conn.execute_batch(sql).map_err(DbError::from)?;
         self.in_body = false;
         Ok(())
+    }
+
+    /// Undoes the open savepoint of a body that did not finish, then commits the group (the
+    /// members' writes, done and kept); if the savepoint cannot be undone, rolls the whole
+    /// group back and tells its members so.
+    fn abandon_body(&mut self) {
+        let undone = self.conn.execute_batch("ROLLBACK TO body; RELEASE body;");
+        self.in_body = false;
+        match undone {
+            Ok(()) if self.open => {
+                let _ = self.commit();
+            }
+            Ok(()) => {}
+            Err(e) => {
+                self.open = false;
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                let why = format!("an unfinished write could not be undone: {e}");
+                for member in self.group.drain(..) {
+                    let _ = member.send(Err(why.clone()));
+                }
+            }
+        }
     }
 
     /// Commits the group and answers everyone in it.
@@ -629,8 +453,8 @@ impl Drop for Reader<'_> {
     }
 }
 
-/// A SQLite connection for one `on_db!` body. Methods are `async` only to share their names
-/// and call sites with [`Pg`]; they finish without ever pending.
+/// A SQLite connection as a [`Conn`]. Its methods are `async` only to share the trait with
+/// PostgreSQL; they finish without ever pending.
 pub(crate) struct Lite<'c> {
     conn: &'c mut Connection,
 }
@@ -659,21 +483,8 @@ impl<'c> Lite<'c> {
         Ok(st)
     }
 
-    pub(crate) async fn exec(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, DbError> {
-        let mut st = self.prepared(sql, args)?;
-        let n = st.raw_execute()?;
-        Ok(u64::try_from(n).unwrap_or(u64::MAX))
-    }
-
-    pub(crate) async fn all<T: FromRow>(
-        &mut self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> Result<Vec<T>, DbError> {
-        self.all_now(sql, args)
-    }
-
-    fn all_now<T: FromRow>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>, DbError> {
+    /// Every row, read at once; the one read path of `all`, `opt` and `one`.
+    fn rows<T: FromRow>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>, DbError> {
         let mut st = self.prepared(sql, args)?;
         let mut rows = st.raw_query();
         let mut out = Vec::new();
@@ -683,137 +494,36 @@ impl<'c> Lite<'c> {
         }
         Ok(out)
     }
+}
 
-    pub(crate) async fn opt<T: FromRow>(
-        &mut self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> Result<Option<T>, DbError> {
-        Ok(self.all_now(sql, args)?.into_iter().next())
+impl Conn for Lite<'_> {
+    async fn exec(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, DbError> {
+        let mut st = self.prepared(sql, args)?;
+        let n = st.raw_execute()?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
     }
 
-    pub(crate) async fn one<T: FromRow>(
-        &mut self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> Result<T, DbError> {
-        self.all_now(sql, args)?
+    async fn all<T: FromRow>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>, DbError> {
+        self.rows(sql, args)
+    }
+
+    async fn opt<T: FromRow>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Option<T>, DbError> {
+        Ok(self.rows(sql, args)?.into_iter().next())
+    }
+
+    async fn one<T: FromRow>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<T, DbError> {
+        self.rows(sql, args)?
             .into_iter()
             .next()
-            .ok_or_else(|| DbError {
-                unique: false,
-                unavailable: false,
-                message: "no rows returned by a query that expected one".into(),
-            })
-    }
-}
-
-// ---- one statement -----------------------------------------------------------------------
-
-/// The connection of a `write` body: good for exactly one statement. Its methods take it by
-/// value, so a second statement does not compile ("use of moved value: `c`"), on either
-/// backend. A PostgreSQL `write` runs on the bare pool (no BEGIN/COMMIT round trips), where
-/// each statement commits alone; allowing a second one would make a body atomic on SQLite
-/// (a savepoint) and not on PostgreSQL. A body of several statements is a `transaction`.
-pub(crate) struct Single<'a, C>(pub(crate) &'a mut C);
-
-macro_rules! single_statement {
-    ($conn:ty) => {
-        impl Single<'_, $conn> {
-            pub(crate) async fn exec(self, sql: &str, args: &[Arg<'_>]) -> Result<u64, DbError> {
-                self.0.exec(sql, args).await
-            }
-            // `all` and `one` are for the write bodies to come (an `INSERT ... RETURNING`).
-            #[allow(dead_code)]
-            pub(crate) async fn all<T: FromRow>(
-                self,
-                sql: &str,
-                args: &[Arg<'_>],
-            ) -> Result<Vec<T>, DbError> {
-                self.0.all(sql, args).await
-            }
-            pub(crate) async fn opt<T: FromRow>(
-                self,
-                sql: &str,
-                args: &[Arg<'_>],
-            ) -> Result<Option<T>, DbError> {
-                self.0.opt(sql, args).await
-            }
-            #[allow(dead_code)]
-            pub(crate) async fn one<T: FromRow>(
-                self,
-                sql: &str,
-                args: &[Arg<'_>],
-            ) -> Result<T, DbError> {
-                self.0.one(sql, args).await
-            }
-        }
-    };
-}
-single_statement!(Lite<'_>);
-single_statement!(Pg<'_>);
-
-// ---- PostgreSQL --------------------------------------------------------------------------
-
-/// One PostgreSQL connection: checked out for one body ([`crate::outage::Checkout`]), or a
-/// transaction's.
-pub(crate) struct Pg<'c>(pub(crate) &'c mut PgConnection);
-
-type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
-
-fn bind<'q>(mut q: PgQuery<'q>, args: &[Arg<'q>]) -> PgQuery<'q> {
-    for a in args {
-        q = match *a {
-            Arg::Int(v) => q.bind(v),
-            Arg::Text(v) => q.bind(v),
-            Arg::Blob(v) => q.bind(v),
-            Arg::Bool(v) => q.bind(v),
-        };
-    }
-    q
-}
-
-impl Pg<'_> {
-    pub(crate) async fn exec(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, DbError> {
-        let q = bind(sqlx::query(sql), args);
-        Ok(q.execute(&mut *self.0).await?.rows_affected())
-    }
-
-    pub(crate) async fn all<T: FromRow>(
-        &mut self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> Result<Vec<T>, DbError> {
-        let q = bind(sqlx::query(sql), args);
-        let rows = q.fetch_all(&mut *self.0).await?;
-        rows.iter().map(|r| T::from_cols(r, 0)).collect()
-    }
-
-    pub(crate) async fn opt<T: FromRow>(
-        &mut self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> Result<Option<T>, DbError> {
-        let q = bind(sqlx::query(sql), args);
-        let row = q.fetch_optional(&mut *self.0).await?;
-        row.map(|r| T::from_cols(&r, 0)).transpose()
-    }
-
-    pub(crate) async fn one<T: FromRow>(
-        &mut self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> Result<T, DbError> {
-        let q = bind(sqlx::query(sql), args);
-        let row = q.fetch_one(&mut *self.0).await?;
-        T::from_cols(&row, 0)
+            .ok_or_else(|| DbError::other("no rows returned by a query that expected one"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{on_db, Db};
+    use crate::db::{call, Db};
+    use crate::sql::args;
     use crate::{DatabaseUrl, Store, StoreOptions};
 
     async fn store(dir: &tempfile::TempDir) -> Store {
@@ -832,24 +542,55 @@ mod tests {
 
     /// Inserts event `id`, then keeps it, undoes it, or fails, as `how` says.
     async fn body(s: &Store, id: String, how: u8) -> Result<(), Error> {
-        on_db!(s, transaction, |c| {
-            c.exec(
-                "INSERT INTO events (id, event, data, created_at) VALUES ($1, 'x', '{}', 0)",
-                args![&id],
-            )
-            .await?;
-            match how {
-                0 => Ok(Tx::Commit(())),
-                1 => Ok(Tx::Rollback(())),
-                _ => Err(Error::Internal("refused".into())),
-            }
-        })
+        call!(s, transaction, |c| insert_then(c, &id, how))
+    }
+
+    async fn insert_then<C: Conn>(c: &mut C, id: &str, how: u8) -> Result<Tx<()>, Error> {
+        c.exec(
+            "INSERT INTO events (id, event, data, created_at) VALUES ($1, 'x', '{}', 0)",
+            args![id],
+        )
+        .await?;
+        match how {
+            0 => Ok(Tx::Commit(())),
+            1 => Ok(Tx::Rollback(())),
+            _ => Err(Error::Internal("refused".into())),
+        }
     }
 
     async fn ids(s: &Store) -> Result<Vec<String>, Error> {
-        on_db!(s, read, |c| Ok(c
-            .all("SELECT id FROM events ORDER BY id", &[])
-            .await?))
+        s.read_all("SELECT id FROM events ORDER BY id", &[]).await
+    }
+
+    fn event(id: &str) -> crate::EventRow {
+        crate::EventRow {
+            id: id.into(),
+            event: "x".into(),
+            data: "{}".into(),
+            created_at: tessera_core::Timestamp::from_millis(0),
+        }
+    }
+
+    /// Starts `insert_event_then_wait` for event `id`, which waits forever for its commit
+    /// once it has inserted (holding the writer); the receiver hears when it has.
+    fn stall(
+        s: &Store,
+        id: &str,
+    ) -> (
+        tokio::task::JoinHandle<Result<(), Error>>,
+        tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let (inserted, is_inserted) = tokio::sync::oneshot::channel();
+        let s = s.clone();
+        let e = event(id);
+        let task = tokio::spawn(async move {
+            s.insert_event_then_wait(&e, async move {
+                let _ = inserted.send(());
+                std::future::pending::<()>().await
+            })
+            .await
+        });
+        (task, is_inserted)
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -886,8 +627,8 @@ mod tests {
         );
         assert_eq!(
             lite(&s).commits.load(Ordering::Relaxed) - before,
-            1,
-            "30 queued bodies, one commit"
+            if GROUP_COMMIT { 1 } else { 30 },
+            "30 queued bodies, one commit (or 30 without group commit)"
         );
     }
 
@@ -914,7 +655,75 @@ mod tests {
         first.await.unwrap().unwrap();
         assert!(second.await.unwrap_err().is_cancelled());
         assert_eq!(ids(&s).await.unwrap(), vec!["first".to_owned()]);
-        assert_eq!(lite(&s).rescue_commits.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            lite(&s).rescue_commits.load(Ordering::Relaxed),
+            u64::from(GROUP_COMMIT)
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stored_factor_type_decodes_to_its_kind_and_an_unknown_one_is_an_error() {
+        use tessera_core::FactorKind;
+        let mut conn = Connection::open_in_memory().unwrap();
+        let mut c = Lite::new(&mut conn);
+        for k in FactorKind::ALL {
+            let got: FactorKind = c.one("SELECT $1", args![k]).await.unwrap();
+            assert_eq!(got, k);
+        }
+        let unknown = c.one::<FactorKind>("SELECT 'email'", &[]).await;
+        let e = Error::from(unknown.unwrap_err());
+        assert!(
+            matches!(&e, Error::Internal(m) if m.contains("unknown factor type \"email\"")),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_body_dropped_half_way_is_undone_at_once_and_leaves_no_savepoint_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        let (task, inserted) = stall(&s, "dropped");
+        inserted.await.unwrap();
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        {
+            let w = lite(&s).writer.lock().await;
+            assert!(!w.in_body, "the body's savepoint is closed");
+            assert!(!w.open, "the group was committed");
+            assert!(
+                w.conn.is_autocommit(),
+                "no transaction is open on the writer"
+            );
+        }
+        assert_eq!(ids(&s).await.unwrap(), Vec::<String>::new());
+        body(&s, "next".into(), 0).await.unwrap();
+        assert_eq!(ids(&s).await.unwrap(), vec!["next".to_owned()]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_group_member_waiting_behind_a_dropped_body_gets_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        let held = lite(&s).writer.lock().await;
+        let first = {
+            let s = s.clone();
+            tokio::spawn(async move { body(&s, "first".into(), 0).await })
+        };
+        let (stalled, inserted) = stall(&s, "stalled");
+        while lite(&s).queued.load(Ordering::Acquire) < 2 {
+            tokio::task::yield_now().await;
+        }
+        // `first` gets the writer and, seeing `stalled` queued, leaves the commit to it and
+        // waits; `stalled` inserts, then is dropped before it can commit the group.
+        drop(held);
+        inserted.await.unwrap();
+        stalled.abort();
+        let first = tokio::time::timeout(Duration::from_secs(5), first)
+            .await
+            .expect("the member got its answer, not a hang");
+        first.unwrap().unwrap();
+        assert_eq!(ids(&s).await.unwrap(), vec!["first".to_owned()]);
+        assert_eq!(lite(&s).rescue_commits.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
