@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod maintenance;
 pub mod openapi;
 pub mod routes;

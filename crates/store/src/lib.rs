@@ -13,6 +13,7 @@
 mod admin;
 mod authkit;
 mod db;
+mod idempotency;
 mod keys;
 pub mod list;
 mod mfa;
@@ -25,6 +26,7 @@ mod sql;
 pub use admin::{AdminRow, AdminSessionRow};
 pub use authkit::{AuthCodeRow, BrowserSession, NewSession, SessionRow};
 pub use db::{loosely_permitted_files, DatabaseUrl, DbKind, Store, StoreOptions};
+pub use idempotency::{IdempotencyClaim, IdempotencyResponse, IdempotencyRow};
 pub use keys::SealedSample;
 pub use list::{ListParams, Order, Page};
 pub use mfa::{
