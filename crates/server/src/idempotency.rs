@@ -129,7 +129,7 @@ fn body_error(e: axum::Error) -> ApiError {
 }
 
 /// SHA-256 of method, path with query, and body: what "the same request" means.
-fn fingerprint(method: &Method, uri: &axum::http::Uri, body: &[u8]) -> Vec<u8> {
+pub fn fingerprint(method: &Method, uri: &axum::http::Uri, body: &[u8]) -> Vec<u8> {
     let target = uri.path_and_query().map_or("/", |p| p.as_str());
     Sha256::new()
         .chain_update(method.as_str())

@@ -6,6 +6,7 @@ mod helpers;
 
 mod hosted;
 mod hostile;
+mod idempotency;
 
 mod authkit;
 mod basics;
