@@ -393,3 +393,46 @@ pub fn document(doc: &mut utoipa::openapi::OpenApi) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_1_to_255_bytes_of_printable_ascii() {
+        let ok = |s: &str| valid_key(&HeaderValue::from_str(s).unwrap()).is_some();
+        assert!(ok("a"));
+        assert!(ok("retry-6f1c2e9a-2c1b-4d59-9a51-1f0e8c3b7a20"));
+        assert!(ok(&"k".repeat(255)));
+        assert!(!ok(""));
+        assert!(!ok(&"k".repeat(256)));
+        assert!(!ok("tab\there"));
+        assert!(valid_key(&HeaderValue::from_bytes(b"caf\xe9").unwrap()).is_none());
+    }
+
+    #[test]
+    fn the_fingerprint_covers_method_path_query_and_body() {
+        let fp = |m: Method, u: &str, b: &[u8]| fingerprint(&m, &u.parse().unwrap(), b);
+        let base = fp(Method::POST, "/a", b"{}");
+        assert_eq!(base, fp(Method::POST, "/a", b"{}"));
+        assert_eq!(base.len(), 32);
+        for other in [
+            fp(Method::PUT, "/a", b"{}"),
+            fp(Method::POST, "/b", b"{}"),
+            fp(Method::POST, "/a?x=1", b"{}"),
+            fp(Method::POST, "/a", b"{ }"),
+        ] {
+            assert_ne!(base, other);
+        }
+    }
+
+    #[test]
+    fn answers_below_500_are_stored_except_429() {
+        for kept in [200, 201, 204, 400, 403, 404, 409, 413, 415, 422] {
+            assert!(is_stored(StatusCode::from_u16(kept).unwrap()), "{kept}");
+        }
+        for not in [429, 500, 502, 503, 504] {
+            assert!(!is_stored(StatusCode::from_u16(not).unwrap()), "{not}");
+        }
+    }
+}

@@ -439,6 +439,22 @@ async fn malformed_keys_are_400_and_requests_the_layer_does_not_cover_run_as_bef
     let ok = post(&app, "/user_management/users", body, Some(&longest)).await;
     assert_eq!(ok.status, StatusCode::CREATED, "255 bytes is fine");
 
+    // A body over the limit is 413, as without a key, and claims nothing.
+    let huge = format!(
+        r#"{{"email":"big@example.com","first_name":"{}"}}"#,
+        "x".repeat(300 * 1024)
+    );
+    let r = post(&app, "/user_management/users", &huge, Some("too-big")).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
+    assert_eq!(r.json()["code"], "payload_too_large");
+    assert!(app
+        .state
+        .store
+        .find_idempotency_key(&api_key_id(&app).await, "too-big")
+        .await
+        .unwrap()
+        .is_none());
+
     // A bad API key is still 401, whatever the Idempotency-Key.
     let r = post_keyed(
         &app,
