@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 use tessera_core::seal::Sealed;
 use tessera_core::Error;
-use tessera_store::{IdempotencyClaim, IdempotencyResponse, IdempotencyRow};
+use tessera_store::{idempotency_id, IdempotencyClaim, IdempotencyResponse, IdempotencyRow};
 
 use crate::error::ApiError;
 use crate::extract::{authenticate_key, bearer_token, ApiKey};
@@ -54,14 +54,9 @@ pub const TTL_MS: i64 = 24 * 60 * 60 * 1000;
 /// may take it over. Longer than any request runs: the body is read before the claim, and a
 /// handler's slowest steps (a database acquire, an SMS delivery) time out within 10 s each.
 pub const ABANDONED_AFTER_MS: i64 = 60 * 1000;
-/// The purpose tag of sealed answers (part of the AES-GCM associated data, with the row id
-/// `<api key id>:<idempotency key>`).
+/// The purpose tag of sealed answers (part of the AES-GCM associated data, with the row's
+/// id, [`tessera_store::idempotency_id`]: `<api key id>:<idempotency key>`).
 pub const SEAL_PURPOSE: &str = "idempotency_response";
-
-/// The row id a stored answer is sealed to. API key ids never contain `:`.
-pub fn seal_row_id(api_key_id: &str, key: &str) -> String {
-    format!("{api_key_id}:{key}")
-}
 
 /// The middleware (see the module docs).
 pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -93,7 +88,10 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     parts.extensions.insert(ApiKey {
         id: api_key_id.clone(),
     });
-    let scope = Scope { api_key_id, key };
+    let scope = Scope {
+        id: idempotency_id(&api_key_id, &key),
+        api_key_id,
+    };
     match claim_or_answer(&state, &scope, &fingerprint).await {
         Ok(Claim::Held(claimed_at)) => {
             let req = Request::from_parts(parts, Body::from(body));
@@ -142,8 +140,9 @@ pub fn fingerprint(method: &Method, uri: &axum::http::Uri, body: &[u8]) -> Vec<u
 }
 
 struct Scope {
+    /// The row's id: `<api key id>:<key>`.
+    id: String,
     api_key_id: String,
-    key: String,
 }
 
 enum Claim {
@@ -165,8 +164,7 @@ async fn claim_or_answer(
     loop {
         let now = state.now().millis();
         let claim = IdempotencyClaim {
-            api_key_id: &scope.api_key_id,
-            key: &scope.key,
+            id: &scope.id,
             fingerprint,
             now,
             expired_by: now - TTL_MS,
@@ -175,11 +173,7 @@ async fn claim_or_answer(
         if state.store.claim_idempotency_key(&claim).await? {
             return Ok(Claim::Held(now));
         }
-        match state
-            .store
-            .find_idempotency_key(&scope.api_key_id, &scope.key)
-            .await?
-        {
+        match state.store.find_idempotency_key(&scope.id).await? {
             // Not a secret (a hash of the request), so no constant-time comparison.
             Some(row) if row.fingerprint != fingerprint => return Err(Error::IdempotencyKeyReused),
             Some(row) if row.response_status.is_some() => {
@@ -213,7 +207,7 @@ fn replay(state: &AppState, scope: &Scope, row: &IdempotencyRow) -> Result<Respo
         .keys
         .open(
             SEAL_PURPOSE,
-            &seal_row_id(&scope.api_key_id, &scope.key),
+            &scope.id,
             &Sealed {
                 key_id: key_id.clone(),
                 blob: blob.clone(),
@@ -274,11 +268,7 @@ async fn settle(state: &AppState, scope: &Scope, claimed_at: i64, resp: Response
         }
     };
     if is_stored(parts.status) {
-        let sealed = state.keys.seal(
-            SEAL_PURPOSE,
-            &seal_row_id(&scope.api_key_id, &scope.key),
-            &bytes,
-        );
+        let sealed = state.keys.seal(SEAL_PURPOSE, &scope.id, &bytes);
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -286,8 +276,7 @@ async fn settle(state: &AppState, scope: &Scope, claimed_at: i64, resp: Response
         let stored = state
             .store
             .complete_idempotency_key(
-                &scope.api_key_id,
-                &scope.key,
+                &scope.id,
                 claimed_at,
                 &IdempotencyResponse {
                     status: i64::from(parts.status.as_u16()),
@@ -317,7 +306,7 @@ async fn settle(state: &AppState, scope: &Scope, claimed_at: i64, resp: Response
 async fn release(state: &AppState, scope: &Scope, claimed_at: i64) {
     if let Err(e) = state
         .store
-        .release_idempotency_key(&scope.api_key_id, &scope.key, claimed_at)
+        .release_idempotency_key(&scope.id, claimed_at)
         .await
     {
         tracing::warn!(error = %e, "could not release an idempotency key after a failed request; a retry with it runs once the claim is abandoned");

@@ -1,9 +1,10 @@
 //! Idempotency keys: the rows that let a POST repeated with the same `Idempotency-Key` get
 //! the first answer instead of running again (the HTTP side is `tessera_server::idempotency`).
 //!
-//! Security and correctness rest on the primary key `(api_key_id, idempotency_key)`: a
-//! request runs its handler only when its claim statement wrote the row, so two requests
-//! with one key, on one node or on many, never both run. Each step is one statement.
+//! A row's id is `<api key id>:<Idempotency-Key>` (see [`idempotency_id`]): keys are per API
+//! key. Security and correctness rest on that primary key: a request runs its handler only
+//! when its claim statement wrote the row, so two requests with one key, on one node or on
+//! many, never both run. Each step is one statement.
 
 use tessera_core::Error;
 
@@ -36,11 +37,17 @@ crate::sql::from_row!(IdempotencyRow {
     response_sealed,
 });
 
+/// The id of the row of `key` under the API key `api_key_id` (API key ids never contain
+/// `:`, so no two pairs share an id); also the row id its answer is sealed to.
+pub fn idempotency_id(api_key_id: &str, key: &str) -> String {
+    format!("{api_key_id}:{key}")
+}
+
 /// A claim: which key, for which request, and when an existing row may be taken over.
 #[derive(Debug, Clone, Copy)]
 pub struct IdempotencyClaim<'a> {
-    pub api_key_id: &'a str,
-    pub key: &'a str,
+    /// [`idempotency_id`] of the API key and the key.
+    pub id: &'a str,
     pub fingerprint: &'a [u8],
     pub now: i64,
     /// A row created at or before this has expired (24 hours): the key is free again,
@@ -66,18 +73,17 @@ pub struct IdempotencyResponse<'a> {
 // row it has locked (the latest version), so of two takeovers racing, the second sees the
 // first's fresh `created_at` and writes nothing. Both backends count an upsert's update as
 // one changed row and a skipped one as none.
-const CLAIM: &str =
-    "INSERT INTO idempotency_keys (api_key_id, idempotency_key, fingerprint, created_at) \
-     VALUES ($1, $2, $3, $4) \
-     ON CONFLICT (api_key_id, idempotency_key) DO UPDATE SET fingerprint = excluded.fingerprint, \
+const CLAIM: &str = "INSERT INTO idempotency_keys (id, fingerprint, created_at) \
+     VALUES ($1, $2, $3) \
+     ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint, \
      created_at = excluded.created_at, response_status = NULL, response_content_type = NULL, \
      response_key_id = NULL, response_sealed = NULL \
-     WHERE idempotency_keys.created_at <= $5 \
-     OR (idempotency_keys.response_status IS NULL AND idempotency_keys.created_at <= $6 \
+     WHERE idempotency_keys.created_at <= $4 \
+     OR (idempotency_keys.response_status IS NULL AND idempotency_keys.created_at <= $5 \
      AND idempotency_keys.fingerprint = excluded.fingerprint)";
 
 impl Store {
-    /// Claims `claim.key` for this request: true when the caller now holds it (and must run
+    /// Claims `claim.id` for this request: true when the caller now holds it (and must run
     /// the request, then [`Store::complete_idempotency_key`] or
     /// [`Store::release_idempotency_key`] with `claim.now`), false when another request
     /// holds it or has answered (read it with [`Store::find_idempotency_key`]).
@@ -86,8 +92,7 @@ impl Store {
             .exec(
                 CLAIM,
                 args![
-                    claim.api_key_id,
-                    claim.key,
+                    claim.id,
                     claim.fingerprint,
                     claim.now,
                     claim.expired_by,
@@ -98,18 +103,13 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// The row of `key` under `api_key_id`, if any.
-    pub async fn find_idempotency_key(
-        &self,
-        api_key_id: &str,
-        key: &str,
-    ) -> Result<Option<IdempotencyRow>, Error> {
+    /// The row `id` ([`idempotency_id`]), if any.
+    pub async fn find_idempotency_key(&self, id: &str) -> Result<Option<IdempotencyRow>, Error> {
         on_db!(self, read, |c| Ok(c
             .opt(
                 "SELECT fingerprint, created_at, response_status, response_content_type, \
-                 response_key_id, response_sealed FROM idempotency_keys \
-                 WHERE api_key_id = $1 AND idempotency_key = $2",
-                args![api_key_id, key]
+                 response_key_id, response_sealed FROM idempotency_keys WHERE id = $1",
+                args![id]
             )
             .await?))
     }
@@ -118,20 +118,17 @@ impl Store {
     /// claim was no longer this request's (taken over after it was thought abandoned).
     pub async fn complete_idempotency_key(
         &self,
-        api_key_id: &str,
-        key: &str,
+        id: &str,
         claimed_at: i64,
         response: &IdempotencyResponse<'_>,
     ) -> Result<bool, Error> {
         let n = on_db!(self, write, |c| Ok(c
             .exec(
-                "UPDATE idempotency_keys SET response_status = $4, response_content_type = $5, \
-                 response_key_id = $6, response_sealed = $7 \
-                 WHERE api_key_id = $1 AND idempotency_key = $2 AND created_at = $3 \
-                 AND response_status IS NULL",
+                "UPDATE idempotency_keys SET response_status = $3, response_content_type = $4, \
+                 response_key_id = $5, response_sealed = $6 \
+                 WHERE id = $1 AND created_at = $2 AND response_status IS NULL",
                 args![
-                    api_key_id,
-                    key,
+                    id,
                     claimed_at,
                     response.status,
                     response.content_type,
@@ -145,17 +142,12 @@ impl Store {
 
     /// Gives up the claim made at `claimed_at` without an answer (the request failed with a
     /// server error), so a retry with the key runs again. False when it was no longer held.
-    pub async fn release_idempotency_key(
-        &self,
-        api_key_id: &str,
-        key: &str,
-        claimed_at: i64,
-    ) -> Result<bool, Error> {
+    pub async fn release_idempotency_key(&self, id: &str, claimed_at: i64) -> Result<bool, Error> {
         let n = on_db!(self, write, |c| Ok(c
             .exec(
-                "DELETE FROM idempotency_keys WHERE api_key_id = $1 AND idempotency_key = $2 \
-                 AND created_at = $3 AND response_status IS NULL",
-                args![api_key_id, key, claimed_at]
+                "DELETE FROM idempotency_keys WHERE id = $1 AND created_at = $2 \
+                 AND response_status IS NULL",
+                args![id, claimed_at]
             )
             .await?))?;
         Ok(n == 1)

@@ -26,7 +26,7 @@ mod sql;
 pub use admin::{AdminRow, AdminSessionRow};
 pub use authkit::{AuthCodeRow, BrowserSession, NewSession, SessionRow};
 pub use db::{loosely_permitted_files, DatabaseUrl, DbKind, Store, StoreOptions};
-pub use idempotency::{IdempotencyClaim, IdempotencyResponse, IdempotencyRow};
+pub use idempotency::{idempotency_id, IdempotencyClaim, IdempotencyResponse, IdempotencyRow};
 pub use keys::SealedSample;
 pub use list::{ListParams, Order, Page};
 pub use mfa::{

@@ -64,11 +64,11 @@ const AUTHORIZATION_CODES: &str =
      (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2)";
 const BROWSER_SESSIONS: &str = "DELETE FROM browser_sessions WHERE expires_at <= $1 AND id IN \
      (SELECT id FROM browser_sessions WHERE expires_at <= $1 LIMIT $2)";
-// Idempotency keys are found by their `created_at` index: their primary key is the client's
-// key, in no time order.
-const IDEMPOTENCY_KEYS: &str = "DELETE FROM idempotency_keys WHERE created_at <= $1 AND \
-     (api_key_id, idempotency_key) IN (SELECT api_key_id, idempotency_key FROM idempotency_keys \
-     WHERE created_at <= $1 LIMIT $2)";
+// Idempotency keys are found by their `created_at` index: their primary key holds the
+// client's key, in no time order.
+const IDEMPOTENCY_KEYS: &str = "DELETE FROM idempotency_keys WHERE created_at <= $1 AND id IN \
+     (SELECT id FROM idempotency_keys WHERE created_at <= $1 LIMIT $2)";
+
 const EVENTS: &str = "DELETE FROM events WHERE id < $1 AND id IN \
      (SELECT id FROM events WHERE id < $1 LIMIT $2)";
 

@@ -716,9 +716,8 @@ async fn idempotency_claims_hold_one_request_at_a_time() {
     use tessera_store::{IdempotencyClaim, IdempotencyResponse};
     const ABANDONED: i64 = 60_000;
     const TTL: i64 = 86_400_000;
-    let claim = |key: &'static str, fp: &'static [u8], now: i64| IdempotencyClaim {
-        api_key_id: "key_1",
-        key,
+    let claim = |id: &'static str, fp: &'static [u8], now: i64| IdempotencyClaim {
+        id,
         fingerprint: fp,
         now,
         expired_by: now - TTL,
@@ -734,24 +733,24 @@ async fn idempotency_claims_hold_one_request_at_a_time() {
         let s = &b.store;
         let n = b.name;
         assert!(s
-            .claim_idempotency_key(&claim("a", b"one", T))
+            .claim_idempotency_key(&claim("key_1:a", b"one", T))
             .await
             .unwrap());
         assert!(
-            !s.claim_idempotency_key(&claim("a", b"one", T))
+            !s.claim_idempotency_key(&claim("key_1:a", b"one", T))
                 .await
                 .unwrap(),
             "{n}"
         );
         let other_api_key = IdempotencyClaim {
-            api_key_id: "key_2",
-            ..claim("a", b"one", T)
+            id: "key_2:a",
+            ..claim("key_1:a", b"one", T)
         };
         assert!(
             s.claim_idempotency_key(&other_api_key).await.unwrap(),
             "{n}: per API key"
         );
-        let row = s.find_idempotency_key("key_1", "a").await.unwrap().unwrap();
+        let row = s.find_idempotency_key("key_1:a").await.unwrap().unwrap();
         assert_eq!(
             (
                 row.fingerprint.as_slice(),
@@ -761,41 +760,41 @@ async fn idempotency_claims_hold_one_request_at_a_time() {
             (b"one".as_slice(), T, None)
         );
         assert!(
-            !s.complete_idempotency_key("key_1", "a", T + 1, &answer)
+            !s.complete_idempotency_key("key_1:a", T + 1, &answer)
                 .await
                 .unwrap(),
             "{n}: not this claim"
         );
         assert!(
-            s.complete_idempotency_key("key_1", "a", T, &answer)
+            s.complete_idempotency_key("key_1:a", T, &answer)
                 .await
                 .unwrap(),
             "{n}"
         );
         assert!(
-            !s.complete_idempotency_key("key_1", "a", T, &answer)
+            !s.complete_idempotency_key("key_1:a", T, &answer)
                 .await
                 .unwrap(),
             "{n}: once"
         );
-        let row = s.find_idempotency_key("key_1", "a").await.unwrap().unwrap();
+        let row = s.find_idempotency_key("key_1:a").await.unwrap().unwrap();
         assert_eq!(row.response_status, Some(201));
         assert_eq!(row.response_sealed.as_deref(), Some(b"sealed".as_slice()));
         // An answered row is not "abandoned", however old, until it expires; then any
         // request may have the key.
         assert!(
-            !s.claim_idempotency_key(&claim("a", b"one", T + TTL - 1))
+            !s.claim_idempotency_key(&claim("key_1:a", b"one", T + TTL - 1))
                 .await
                 .unwrap(),
             "{n}"
         );
         assert!(
-            s.claim_idempotency_key(&claim("a", b"two", T + TTL))
+            s.claim_idempotency_key(&claim("key_1:a", b"two", T + TTL))
                 .await
                 .unwrap(),
             "{n}"
         );
-        let row = s.find_idempotency_key("key_1", "a").await.unwrap().unwrap();
+        let row = s.find_idempotency_key("key_1:a").await.unwrap().unwrap();
         assert_eq!(
             (row.fingerprint.as_slice(), row.response_status),
             (b"two".as_slice(), None)
@@ -803,18 +802,18 @@ async fn idempotency_claims_hold_one_request_at_a_time() {
 
         // An abandoned claim: only the same request takes it over, and only one of many.
         assert!(s
-            .claim_idempotency_key(&claim("b", b"one", T))
+            .claim_idempotency_key(&claim("key_1:b", b"one", T))
             .await
             .unwrap());
         let later = T + ABANDONED;
         assert!(
-            !s.claim_idempotency_key(&claim("b", b"one", later - 1))
+            !s.claim_idempotency_key(&claim("key_1:b", b"one", later - 1))
                 .await
                 .unwrap(),
             "{n}"
         );
         assert!(
-            !s.claim_idempotency_key(&claim("b", b"other", later))
+            !s.claim_idempotency_key(&claim("key_1:b", b"other", later))
                 .await
                 .unwrap(),
             "{n}"
@@ -822,7 +821,7 @@ async fn idempotency_claims_hold_one_request_at_a_time() {
         let racers = (0..10).map(|_| {
             let s = s.clone();
             tokio::spawn(async move {
-                s.claim_idempotency_key(&claim("b", b"one", later))
+                s.claim_idempotency_key(&claim("key_1:b", b"one", later))
                     .await
                     .unwrap()
             })
@@ -833,26 +832,21 @@ async fn idempotency_claims_hold_one_request_at_a_time() {
         }
         assert_eq!(won, 1, "{n}: one takeover wins");
         assert!(
-            !s.complete_idempotency_key("key_1", "b", T, &answer)
+            !s.complete_idempotency_key("key_1:b", T, &answer)
                 .await
                 .unwrap(),
             "{n}: the old holder lost it"
         );
         assert!(
-            !s.release_idempotency_key("key_1", "b", T).await.unwrap(),
+            !s.release_idempotency_key("key_1:b", T).await.unwrap(),
             "{n}"
         );
         assert!(
-            s.release_idempotency_key("key_1", "b", later)
-                .await
-                .unwrap(),
+            s.release_idempotency_key("key_1:b", later).await.unwrap(),
             "{n}"
         );
         assert!(
-            s.find_idempotency_key("key_1", "b")
-                .await
-                .unwrap()
-                .is_none(),
+            s.find_idempotency_key("key_1:b").await.unwrap().is_none(),
             "{n}"
         );
         b.close().await;

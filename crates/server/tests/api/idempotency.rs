@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tessera_server::config::SmsProvider;
 use tessera_server::idempotency::{fingerprint, ABANDONED_AFTER_MS, TTL_MS};
-use tessera_store::IdempotencyClaim;
+use tessera_store::{idempotency_id, IdempotencyClaim};
 
 use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
@@ -304,7 +304,7 @@ async fn a_key_expires_after_24_hours_is_pruned_and_can_be_used_again(app: TestA
     assert!(app
         .state
         .store
-        .find_idempotency_key(&api_key_id(&app).await, "daily")
+        .find_idempotency_key(&key_row(&app, "daily").await)
         .await
         .unwrap()
         .is_none());
@@ -332,6 +332,11 @@ async fn api_key_id(app: &TestApp) -> String {
         .unwrap()
 }
 
+/// The row id of `key` under the test's API key.
+async fn key_row(app: &TestApp, key: &str) -> String {
+    idempotency_id(&api_key_id(app).await, key)
+}
+
 async fn a_stored_answer_holds_no_totp_secret_in_clear(app: TestApp) {
     let user = app.create_user("sealed@example.com").await;
     let uid = user["id"].as_str().unwrap();
@@ -351,7 +356,7 @@ async fn a_stored_answer_holds_no_totp_secret_in_clear(app: TestApp) {
     let row = app
         .state
         .store
-        .find_idempotency_key(&api_key_id(&app).await, "sealed-key")
+        .find_idempotency_key(&key_row(&app, "sealed-key").await)
         .await
         .unwrap()
         .expect("the answer is stored");
@@ -374,7 +379,7 @@ async fn a_stored_answer_holds_no_totp_secret_in_clear(app: TestApp) {
             .await
             .unwrap();
         let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT api_key_id || ' ' || idempotency_key || ' ' || hex(fingerprint) || ' ' || \
+            "SELECT id || ' ' || hex(fingerprint) || ' ' || \
              created_at || ' ' || response_status || ' ' || response_content_type || ' ' || \
              response_key_id || ' ' || hex(response_sealed) FROM idempotency_keys",
         )
@@ -450,7 +455,7 @@ async fn malformed_keys_are_400_and_requests_the_layer_does_not_cover_run_as_bef
     assert!(app
         .state
         .store
-        .find_idempotency_key(&api_key_id(&app).await, "too-big")
+        .find_idempotency_key(&key_row(&app, "too-big").await)
         .await
         .unwrap()
         .is_none());
@@ -489,7 +494,7 @@ async fn malformed_keys_are_400_and_requests_the_layer_does_not_cover_run_as_bef
     let row = app
         .state
         .store
-        .find_idempotency_key(&api_key_id(&app).await, "signin")
+        .find_idempotency_key(&key_row(&app, "signin").await)
         .await
         .unwrap();
     assert!(row.is_none(), "no key stored for the sign-in endpoint");
@@ -546,7 +551,7 @@ async fn a_client_error_is_kept_and_replayed_but_a_429_is_not(app: TestApp) {
     assert!(app
         .state
         .store
-        .find_idempotency_key(&api_key_id(&app).await, "sms-six")
+        .find_idempotency_key(&key_row(&app, "sms-six").await)
         .await
         .unwrap()
         .is_none());
@@ -589,7 +594,7 @@ async fn a_server_error_is_not_kept_and_the_retry_runs_again(backend: Backend) {
         assert!(app
             .state
             .store
-            .find_idempotency_key(&id, "sms-502")
+            .find_idempotency_key(&idempotency_id(&id, "sms-502"))
             .await
             .unwrap()
             .is_none());
@@ -626,9 +631,9 @@ async fn an_abandoned_claim_answers_409_then_is_taken_over(backend: Backend) {
         &path.parse().unwrap(),
         body.as_bytes(),
     );
+    let row_id = idempotency_id(&id, "crashed");
     let claim = |now: i64| IdempotencyClaim {
-        api_key_id: &id,
-        key: "crashed",
+        id: &row_id,
         fingerprint: &fp,
         now,
         expired_by: now - TTL_MS,
