@@ -37,6 +37,7 @@ use std::time::Duration;
 use tessera_core::seal::Sealed;
 use tessera_core::Error;
 use tessera_store::{idempotency_id, IdempotencyClaim, IdempotencyResponse, IdempotencyRow};
+use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::extract::{authenticate_key, bearer_token, ApiKey};
@@ -242,10 +243,14 @@ fn is_stored(status: StatusCode) -> bool {
 /// Runs the request holding the claim, in its own task (see the module docs), and stores or
 /// releases the claim with its answer.
 async fn run(state: AppState, scope: Scope, claimed_at: i64, req: Request, next: Next) -> Response {
-    let task = tokio::spawn(async move {
-        let resp = next.run(req).await;
-        settle(&state, &scope, claimed_at, resp).await
-    });
+    // In the request's span, so the handler's log lines keep the request's fields.
+    let task = tokio::spawn(
+        async move {
+            let resp = next.run(req).await;
+            settle(&state, &scope, claimed_at, resp).await
+        }
+        .in_current_span(),
+    );
     match task.await {
         Ok(r) => r,
         // Only when the runtime shuts down: handler panics are answered by the panic layer
