@@ -16,6 +16,8 @@ use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 /// Which HTTP client the load tasks use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ClientKind {
@@ -29,6 +31,18 @@ pub struct Target {
     pub addr: SocketAddr,
     pub api_key: String,
     pub kind: ClientKind,
+    /// Put a fresh `Idempotency-Key` on every POST (`--idempotency-keys`).
+    pub idempotency_keys: bool,
+}
+
+/// A key never sent before by this process, shaped like the UUIDs the SDKs send (the bench
+/// always runs on a fresh database, so a counter is unique enough).
+fn fresh_idempotency_key() -> HeaderValue {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let key = format!("{:08x}-0000-4000-8000-{n:012x}", std::process::id());
+    HeaderValue::from_str(&key).unwrap_or_else(|_| HeaderValue::from_static("bench"))
 }
 
 /// A response: status and the whole body.
@@ -73,6 +87,7 @@ pub struct Conn {
     host: HeaderValue,
     auth: HeaderValue,
     base: String,
+    idempotency_keys: bool,
 }
 
 async fn handshake(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
@@ -103,6 +118,7 @@ impl Conn {
             host: HeaderValue::from_str(&target.addr.to_string())?,
             auth: HeaderValue::from_str(&format!("Bearer {}", target.api_key))?,
             base: format!("http://{}", target.addr),
+            idempotency_keys: target.idempotency_keys,
         })
     }
 
@@ -120,10 +136,16 @@ impl Conn {
         path: &str,
         body: Option<Bytes>,
     ) -> anyhow::Result<Response> {
+        let idempotency_key =
+            (self.idempotency_keys && method == Method::POST).then(fresh_idempotency_key);
         match &mut self.inner {
             Inner::Hyper(slot) => {
-                let r =
-                    hyper_send(slot, self.addr, &self.host, &self.auth, method, path, body).await;
+                let headers = RequestHeaders {
+                    host: &self.host,
+                    auth: &self.auth,
+                    idempotency_key,
+                };
+                let r = hyper_send(slot, self.addr, headers, method, path, body).await;
                 if r.is_err() {
                     *slot = None;
                 }
@@ -133,6 +155,9 @@ impl Conn {
                 let mut req = client
                     .request(method, format!("{}{path}", self.base))
                     .header(AUTHORIZATION, self.auth.clone());
+                if let Some(k) = idempotency_key {
+                    req = req.header(IDEMPOTENCY_KEY, k);
+                }
                 if let Some(b) = body {
                     req = req
                         .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
@@ -147,11 +172,17 @@ impl Conn {
     }
 }
 
+/// The headers every request carries, and the optional `Idempotency-Key`.
+struct RequestHeaders<'a> {
+    host: &'a HeaderValue,
+    auth: &'a HeaderValue,
+    idempotency_key: Option<HeaderValue>,
+}
+
 async fn hyper_send(
     slot: &mut Option<SendRequest<Full<Bytes>>>,
     addr: SocketAddr,
-    host: &HeaderValue,
-    auth: &HeaderValue,
+    headers: RequestHeaders<'_>,
     method: Method,
     path: &str,
     body: Option<Bytes>,
@@ -170,8 +201,11 @@ async fn hyper_send(
     let mut req = Request::builder()
         .method(method)
         .uri(path)
-        .header(HOST, host.clone())
-        .header(AUTHORIZATION, auth.clone());
+        .header(HOST, headers.host.clone())
+        .header(AUTHORIZATION, headers.auth.clone());
+    if let Some(k) = headers.idempotency_key {
+        req = req.header(IDEMPOTENCY_KEY, k);
+    }
     if body.is_some() {
         req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }

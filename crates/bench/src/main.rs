@@ -63,6 +63,10 @@ struct Args {
     /// The load generator's HTTP client.
     #[arg(long, value_enum, default_value = "hyper")]
     client: ClientKind,
+    /// Send a fresh `Idempotency-Key` (UUID-shaped, as the Python and Go SDKs do) on every
+    /// POST, to measure what the key's claim and stored answer cost.
+    #[arg(long)]
+    idempotency_keys: bool,
 }
 
 /// Connections of `verify-under-password-load`: verify, and password sign-in beside it.
@@ -164,7 +168,11 @@ async fn bench(args: &Args, bin: &std::path::Path, db: &Db) -> anyhow::Result<()
         addr: started.addr,
         api_key: api_key.clone(),
         kind: args.client,
+        idempotency_keys: args.idempotency_keys,
     };
+    if args.idempotency_keys {
+        eprintln!("every POST carries a fresh Idempotency-Key");
+    }
     Conn::connect(&target)
         .await?
         .get("/health")
@@ -598,6 +606,7 @@ async fn measure_startup(
             addr,
             api_key: String::new(),
             kind: ClientKind::Hyper,
+            idempotency_keys: false,
         };
         let t0 = tokio::time::Instant::now();
         let srv = Server::spawn(bin, &db.url, master_key, &addr.to_string())?;

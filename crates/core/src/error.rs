@@ -163,6 +163,18 @@ pub enum Error {
     /// redirects.
     #[error("{0}")]
     AuthorizationRefused(String),
+    /// 400 `invalid_idempotency_key`: the `Idempotency-Key` header is empty, longer than
+    /// 255 bytes, or not printable ASCII.
+    #[error("The Idempotency-Key header must be 1 to 255 printable ASCII characters.")]
+    InvalidIdempotencyKey,
+    /// 400 `idempotency_key_reused`: the `Idempotency-Key` was first used, by this API key
+    /// within 24 hours, for another request (method, path or body).
+    #[error("This Idempotency-Key was already used for a different request (method, path or body) in the last 24 hours. Use a new key for a new request.")]
+    IdempotencyKeyReused,
+    /// 409 `idempotency_error` with `Retry-After`: the first request with this
+    /// `Idempotency-Key` is still running.
+    #[error("A request with this Idempotency-Key is still being processed. Retry after it has finished.")]
+    IdempotencyKeyInProgress { retry_after_secs: i64 },
     /// 401: missing, unknown or revoked API key.
     #[error("Unauthorized")]
     Unauthorized,

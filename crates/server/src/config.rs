@@ -113,6 +113,10 @@ pub struct Config {
     pub event_retention_days: u32,
     /// How often the maintenance task prunes expired rows and old events.
     pub maintenance_interval: std::time::Duration,
+    /// How long a POST whose `Idempotency-Key` is held by a request still running waits for
+    /// that request's answer before it gets 409 `idempotency_error` (real time: a wait, not
+    /// an expiry). Tests set 0 to see the 409 at once.
+    pub idempotency_wait: std::time::Duration,
 }
 
 /// Parses a duration as `30d`, `12h`, `90m`, `45s` or a bare number of seconds.
@@ -174,6 +178,7 @@ impl Config {
             authorization_code_ttl_ms: 10 * 60 * 1000,
             event_retention_days: 90,
             maintenance_interval: std::time::Duration::from_secs(10 * 60),
+            idempotency_wait: std::time::Duration::from_secs(10),
         }
     }
 

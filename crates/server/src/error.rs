@@ -222,6 +222,22 @@ fn domain_response(e: Error) -> Response {
             "invalid_authorization_request",
             message,
         ),
+        Error::InvalidIdempotencyKey => {
+            coded(StatusCode::BAD_REQUEST, "invalid_idempotency_key", message)
+        }
+        Error::IdempotencyKeyReused => {
+            coded(StatusCode::BAD_REQUEST, "idempotency_key_reused", message)
+        }
+        // `idempotency_error` is the code Ruby v10 maps a 409 to (IdempotencyError, which
+        // it retries); the others raise their conflict error.
+        Error::IdempotencyKeyInProgress { retry_after_secs } => {
+            let mut r = coded(StatusCode::CONFLICT, "idempotency_error", message);
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs.max(1)),
+            );
+            r
+        }
         // The recorded WorkOS body is exactly this; Node ignores it, Ruby parses it as JSON.
         Error::Unauthorized => body(
             StatusCode::UNAUTHORIZED,

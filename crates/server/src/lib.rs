@@ -12,6 +12,7 @@ pub mod cli_ops;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod logging;
 pub mod maintenance;
 pub mod metrics;

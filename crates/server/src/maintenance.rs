@@ -1,6 +1,7 @@
 //! The maintenance task: prunes what requests leave behind, so storage does not grow without
 //! bound from request data. Expired throttle rows, used or expired pending tokens,
-//! challenges a day past their expiry, and events older than `--event-retention-days`.
+//! challenges a day past their expiry, idempotency keys after their 24 hours, and events older
+//! than `--event-retention-days`.
 //!
 //! Cut-offs come from the injected clock ([`prune`] is what tests call, with a manual one);
 //! only the period between runs is real time. Every node runs the task: the deletes are
@@ -29,6 +30,7 @@ pub fn cutoffs(state: &AppState) -> PruneCutoffs {
         now,
         challenges_expired_by: now.minus_millis(CHALLENGE_GRACE_MS),
         events_before: (days > 0).then(|| now.minus_millis(days.saturating_mul(DAY_MS))),
+        idempotency_keys_created_by: now.minus_millis(crate::idempotency::TTL_MS),
     }
 }
 

@@ -168,6 +168,9 @@ impl SignInResult {
             | Error::InvalidClient
             | Error::InvalidGrant(_)
             | Error::UnsupportedGrantType(_)
+            | Error::InvalidIdempotencyKey
+            | Error::IdempotencyKeyReused
+            | Error::IdempotencyKeyInProgress { .. }
             | Error::AuthenticationFailed { .. }
             | Error::AuthorizationRefused(_)
             | Error::Unauthorized => SignInResult::Failed,

@@ -17,6 +17,7 @@ mod authkit;
 mod backup;
 mod challenge_events;
 mod db;
+mod idempotency;
 mod keys;
 pub mod list;
 mod mfa;
@@ -33,6 +34,7 @@ pub use admin::{AdminRow, AdminSessionRow};
 pub use authkit::{AuthCodeRow, BrowserSession, NewSession, SessionRow};
 pub use backup::{backup_sqlite, check_sqlite_database};
 pub use db::{loosely_permitted_files, DatabaseUrl, DbKind, Store, StoreOptions};
+pub use idempotency::{idempotency_id, IdempotencyClaim, IdempotencyResponse, IdempotencyRow};
 pub use keys::SealedSample;
 pub use list::{ListParams, Order, Page};
 pub use mfa::{

@@ -25,6 +25,8 @@ pub struct PruneCutoffs {
     pub challenges_expired_by: Timestamp,
     /// Events created before this are deleted; `None` keeps every event.
     pub events_before: Option<Timestamp>,
+    /// Idempotency keys created at or before this have expired and are deleted.
+    pub idempotency_keys_created_by: Timestamp,
 }
 
 /// Rows deleted, per table.
@@ -37,6 +39,7 @@ pub struct Pruned {
     pub events: u64,
     pub authorization_codes: u64,
     pub browser_sessions: u64,
+    pub idempotency_keys: u64,
 }
 
 const PASSWORD_LIMITS: &str = "DELETE FROM password_limits WHERE tat <= $1 AND limit_key IN \
@@ -60,6 +63,11 @@ const AUTHORIZATION_CODES: &str =
      (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2)";
 const BROWSER_SESSIONS: &str = "DELETE FROM browser_sessions WHERE expires_at <= $1 AND id IN \
      (SELECT id FROM browser_sessions WHERE expires_at <= $1 LIMIT $2)";
+// Idempotency keys are found by their `created_at` index: their primary key holds the
+// client's key, in no time order.
+const IDEMPOTENCY_KEYS: &str = "DELETE FROM idempotency_keys WHERE created_at <= $1 AND id IN \
+     (SELECT id FROM idempotency_keys WHERE created_at <= $1 LIMIT $2)";
+
 const EVENTS: &str = "DELETE FROM events WHERE id < $1 AND id IN \
      (SELECT id FROM events WHERE id < $1 LIMIT $2)";
 
@@ -88,6 +96,14 @@ impl Store {
                 .await?,
             browser_sessions: self
                 .prune_batches(BROWSER_SESSIONS, cutoffs.now.into(), batch, None)
+                .await?,
+            idempotency_keys: self
+                .prune_batches(
+                    IDEMPOTENCY_KEYS,
+                    cutoffs.idempotency_keys_created_by.into(),
+                    batch,
+                    None,
+                )
                 .await?,
             events: match cutoffs.events_before {
                 Some(before) => {

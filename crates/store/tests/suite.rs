@@ -953,3 +953,150 @@ async fn a_challenge_whose_event_fails_is_not_stored() {
         b.close().await;
     }
 }
+
+/// Idempotency keys: one claim at a time, answered rows are kept until they expire, an
+/// abandoned claim is taken over by the same request only and by exactly one of many racing
+/// takeovers, and only the claim's holder stores or releases it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_claims_hold_one_request_at_a_time() {
+    use tessera_store::{IdempotencyClaim, IdempotencyResponse};
+    const ABANDONED: i64 = 60_000;
+    const TTL: i64 = 86_400_000;
+    let claim = |id: &'static str, fp: &'static [u8], now: i64| IdempotencyClaim {
+        id,
+        fingerprint: fp,
+        now: ts(now),
+        expired_by: ts(now - TTL),
+        abandoned_by: ts(now - ABANDONED),
+    };
+    let answer = IdempotencyResponse {
+        status: 201,
+        content_type: Some("application/json"),
+        key_id: "k",
+        sealed: b"sealed",
+    };
+    for b in backends().await {
+        let s = &b.store;
+        let n = b.name;
+        assert!(s
+            .claim_idempotency_key(&claim("key_1:a", b"one", T))
+            .await
+            .unwrap());
+        assert!(
+            !s.claim_idempotency_key(&claim("key_1:a", b"one", T))
+                .await
+                .unwrap(),
+            "{n}"
+        );
+        let other_api_key = IdempotencyClaim {
+            id: "key_2:a",
+            ..claim("key_1:a", b"one", T)
+        };
+        assert!(
+            s.claim_idempotency_key(&other_api_key).await.unwrap(),
+            "{n}: per API key"
+        );
+        let row = s.find_idempotency_key("key_1:a").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                row.fingerprint.as_slice(),
+                row.created_at,
+                row.response_status
+            ),
+            (b"one".as_slice(), ts(T), None)
+        );
+        assert!(
+            !s.complete_idempotency_key("key_1:a", ts(T + 1), &answer)
+                .await
+                .unwrap(),
+            "{n}: not this claim"
+        );
+        assert!(
+            s.complete_idempotency_key("key_1:a", ts(T), &answer)
+                .await
+                .unwrap(),
+            "{n}"
+        );
+        assert!(
+            !s.complete_idempotency_key("key_1:a", ts(T), &answer)
+                .await
+                .unwrap(),
+            "{n}: once"
+        );
+        let row = s.find_idempotency_key("key_1:a").await.unwrap().unwrap();
+        assert_eq!(row.response_status, Some(201));
+        assert_eq!(row.response_sealed.as_deref(), Some(b"sealed".as_slice()));
+        // An answered row is not "abandoned", however old, until it expires; then any
+        // request may have the key.
+        assert!(
+            !s.claim_idempotency_key(&claim("key_1:a", b"one", T + TTL - 1))
+                .await
+                .unwrap(),
+            "{n}"
+        );
+        assert!(
+            s.claim_idempotency_key(&claim("key_1:a", b"two", T + TTL))
+                .await
+                .unwrap(),
+            "{n}"
+        );
+        let row = s.find_idempotency_key("key_1:a").await.unwrap().unwrap();
+        assert_eq!(
+            (row.fingerprint.as_slice(), row.response_status),
+            (b"two".as_slice(), None)
+        );
+
+        // An abandoned claim: only the same request takes it over, and only one of many.
+        assert!(s
+            .claim_idempotency_key(&claim("key_1:b", b"one", T))
+            .await
+            .unwrap());
+        let later = T + ABANDONED;
+        assert!(
+            !s.claim_idempotency_key(&claim("key_1:b", b"one", later - 1))
+                .await
+                .unwrap(),
+            "{n}"
+        );
+        assert!(
+            !s.claim_idempotency_key(&claim("key_1:b", b"other", later))
+                .await
+                .unwrap(),
+            "{n}"
+        );
+        let racers = (0..10).map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.claim_idempotency_key(&claim("key_1:b", b"one", later))
+                    .await
+                    .unwrap()
+            })
+        });
+        let mut won = 0;
+        for r in racers {
+            won += usize::from(r.await.unwrap());
+        }
+        assert_eq!(won, 1, "{n}: one takeover wins");
+        assert!(
+            !s.complete_idempotency_key("key_1:b", ts(T), &answer)
+                .await
+                .unwrap(),
+            "{n}: the old holder lost it"
+        );
+        assert!(
+            !s.release_idempotency_key("key_1:b", ts(T)).await.unwrap(),
+            "{n}"
+        );
+        assert!(
+            s.release_idempotency_key("key_1:b", ts(later))
+                .await
+                .unwrap(),
+            "{n}"
+        );
+        assert!(
+            s.find_idempotency_key("key_1:b").await.unwrap().is_none(),
+            "{n}"
+        );
+        b.close().await;
+    }
+}

@@ -1058,5 +1058,17 @@ await check('getUserByExternalId resolves with the user; an unknown one rejects 
   await assert.rejects(workos.userManagement.getUserByExternalId(`${ext}-none`), NotFoundException);
 });
 
+await check('workos.post with an idempotencyKey: the repeat gets the first factor back; a new key, a new one', async () => {
+  // The SDK's own request path (it sends the Idempotency-Key header for this option).
+  const key = `workos-node-${globalThis.crypto.randomUUID()}`;
+  const body = { type: 'generic_otp' };
+  const first = await workos.post('/auth/factors/enroll', body, { idempotencyKey: key });
+  const again = await workos.post('/auth/factors/enroll', body, { idempotencyKey: key });
+  assert.match(first.data.id, /^auth_factor_/);
+  assert.deepEqual(again.data, first.data);
+  const other = await workos.post('/auth/factors/enroll', body, { idempotencyKey: `${key}-2` });
+  assert.notEqual(other.data.id, first.data.id);
+});
+
 console.log(`sdk-node: ${passed} passed, ${failed} failed`);
 process.exitCode = failed === 0 ? 0 : 1;

@@ -24,19 +24,31 @@ use crate::AppState;
 /// Every documented route, with the OpenAPI document they make up.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi;
-    utoipa_axum::router::OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
-        .merge(health::router())
-        .merge(users::router())
-        .merge(mfa::router())
-        .merge(events::router())
-        .merge(signin::router())
-        .merge(sessions::router())
-        .split_for_parts()
+    let (router, doc) =
+        utoipa_axum::router::OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+            .merge(health::router())
+            .merge(users::router())
+            .merge(mfa::router())
+            .merge(events::router())
+            .merge(signin::router())
+            .merge(sessions::router())
+            .split_for_parts();
+    let mut doc = doc;
+    crate::idempotency::document(&mut doc);
+    (router, doc)
 }
 
 /// The whole application: the documented API, `/openapi.json`, and the layers.
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api();
+    // Idempotency-Key replay for the API's POSTs (not the pages'). The panic layer inside it
+    // turns a panicking handler into a 500, which releases the key's claim.
+    let api = api
+        .route_layer(CatchPanicLayer::custom(panic_response))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::idempotency::layer,
+        ));
     let doc_json: std::sync::Arc<str> = crate::openapi::json(&doc).into();
     let routes = api.route(
         "/openapi.json",
@@ -71,17 +83,7 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             body_timeout,
         ))
-        .layer(CatchPanicLayer::custom(
-            |panic: Box<dyn std::any::Any + Send>| {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                tracing::error!(panic = %msg, "handler panicked");
-                ApiError::Panic.into_response()
-            },
-        ))
+        .layer(CatchPanicLayer::custom(panic_response))
         // Every line logged while the request is handled (panics included) is inside its
         // span, which carries the request id set just outside. Start and end of each request
         // are DEBUG lines (`TESSERA_LOG=info,tower_http=debug`); 5xx answers are not logged a
@@ -99,4 +101,15 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// A panicking handler is logged and answered with a JSON 500; the server keeps serving.
+fn panic_response(panic: Box<dyn std::any::Any + Send>) -> axum::response::Response {
+    let msg = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %msg, "handler panicked");
+    ApiError::Panic.into_response()
 }

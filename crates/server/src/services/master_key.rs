@@ -37,6 +37,15 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         purpose: crate::startup::KEY_CHECK_PURPOSE,
         kind: SealKind::MasterKey,
     },
+    // The answers kept for Idempotency-Key replays (24 h).
+    SealedColumn {
+        table: "idempotency_keys",
+        id: "id",
+        key_id: "response_key_id",
+        sealed: "response_sealed",
+        purpose: crate::idempotency::SEAL_PURPOSE,
+        kind: SealKind::MasterKey,
+    },
     // The answer kept for a refresh retry is sealed with a key derived from the master key
     // and the client's token, which the database does not hold: it cannot be re-sealed, and
     // it is useless after its grace (60 s at most).

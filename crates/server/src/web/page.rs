@@ -190,6 +190,14 @@ pub fn describe(e: &Error) -> (StatusCode, &'static str, String) {
             "The message could not be sent",
             "The text message could not be delivered. Please try again later.".into(),
         ),
+        // Pages never read Idempotency-Key (only API POSTs do); listed for exhaustiveness.
+        Error::InvalidIdempotencyKey
+        | Error::IdempotencyKeyReused
+        | Error::IdempotencyKeyInProgress { .. } => (
+            S::BAD_REQUEST,
+            "Bad request",
+            "The request could not be processed. Please try again.".into(),
+        ),
         Error::AuthorizationRefused(why) => (
             S::BAD_REQUEST,
             "This sign-in link is not valid",

@@ -7,6 +7,7 @@ mod process;
 
 mod hosted;
 mod hostile;
+mod idempotency;
 
 mod authkit;
 mod backup;
