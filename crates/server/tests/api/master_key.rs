@@ -64,6 +64,20 @@ async fn sealed_by_key(app: &TestApp) -> Vec<(&'static str, String, i64)> {
     all
 }
 
+/// Creates a user with a fixed `Idempotency-Key`: the answer is kept sealed for replays.
+async fn idempotent_create(app: &TestApp) -> (StatusCode, String) {
+    let r = app
+        .http
+        .post(app.url("/user_management/users"))
+        .bearer_auth(&app.key)
+        .header("Idempotency-Key", "rotation-test-key")
+        .json(&json!({ "email": "idem@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
 async fn sign_in(app: &TestApp, email: &str) -> (StatusCode, Value) {
     let r = app
         .http
@@ -114,6 +128,9 @@ async fn data_sealed_under_a_moves_to_b_and_a_server_with_only_b_verifies_and_si
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    // An answer kept for an Idempotency-Key replay (sealed: it could hold a TOTP secret).
+    let first = idempotent_create(&app).await;
+    assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
     let api_key = app.key.clone();
     assert!(
         sealed_by_key(&app)
@@ -136,6 +153,10 @@ async fn data_sealed_under_a_moves_to_b_and_a_server_with_only_b_verifies_and_si
     );
     assert!(
         stdout.contains("signing_keys.secret_sealed: 1 re-sealed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("idempotency_keys.response_sealed: 1 re-sealed"),
         "{stdout}"
     );
     // The restarted server sealed the check value under B at its start already.
@@ -171,6 +192,9 @@ async fn data_sealed_under_a_moves_to_b_and_a_server_with_only_b_verifies_and_si
     let (s, v) = sign_in(&app, "ada@example.com").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["access_token"].as_str().is_some_and(|t| t.len() > 100));
+    // The kept answer, re-sealed under B, is still replayed word for word.
+    let again = idempotent_create(&app).await;
+    assert_eq!(again, first, "the replay opens under B");
 
     // A second rotation finds nothing to do.
     let out = rotate_cli(&db, &b, &[]).await;
@@ -178,7 +202,7 @@ async fn data_sealed_under_a_moves_to_b_and_a_server_with_only_b_verifies_and_si
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert_eq!(
         stdout.matches(" 0 re-sealed").count(),
-        3,
+        4,
         "no value re-sealed twice: {stdout}"
     );
     assert!(!stderr.contains("changed:"), "{stderr}");
