@@ -41,14 +41,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The whole application: the documented API, `/openapi.json`, and the layers.
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api();
-    // Idempotency-Key replay for the API's POSTs (not the pages'). The panic layer inside it
-    // turns a panicking handler into a 500, which releases the key's claim.
-    let api = api
-        .route_layer(CatchPanicLayer::custom(panic_response))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::idempotency::layer,
-        ));
+    // Idempotency-Key replay for the API's POSTs (not the pages').
+    let api = api.route_layer(crate::idempotency::IdempotencyLayer::new(state.clone()));
     let doc_json: std::sync::Arc<str> = crate::openapi::json(&doc).into();
     let routes = api.route(
         "/openapi.json",
@@ -104,7 +98,7 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
 }
 
 /// A panicking handler is logged and answered with a JSON 500; the server keeps serving.
-fn panic_response(panic: Box<dyn std::any::Any + Send>) -> axum::response::Response {
+pub(crate) fn panic_response(panic: Box<dyn std::any::Any + Send>) -> axum::response::Response {
     let msg = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
