@@ -283,17 +283,12 @@ impl Store {
             .ok_or_else(|| Error::not_found(Entity::AuthenticationFactor, id))
     }
 
-    /// Deletes a factor; its challenges go with it (ON DELETE CASCADE), so none of them can be
-    /// verified afterwards (revocation with immediate effect, ASVS 2.8.6).
-    pub async fn delete_factor(&self, id: &str) -> Result<(), Error> {
-        let n = self
-            .write_exec("DELETE FROM auth_factors WHERE id = $1", args![id])
-            .await?;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(Error::not_found(Entity::AuthenticationFactor, id))
-        }
+    /// Deletes a factor and records `event` in one transaction (a crash between two writes
+    /// left a deleted factor missing from the audit trail). Its challenges go with it (ON
+    /// DELETE CASCADE), so none of them can be verified afterwards (revocation with immediate
+    /// effect, ASVS 2.8.6).
+    pub async fn delete_factor(&self, id: &str, event: &EventRow) -> Result<(), Error> {
+        call!(self, transaction, |c| delete_factor(c, id, event))
     }
 
     pub async fn list_user_factors(
@@ -394,6 +389,17 @@ async fn update_user<C: Conn>(
             )
         })?;
     Ok(Tx::Commit(row))
+}
+
+async fn delete_factor<C: Conn>(c: &mut C, id: &str, event: &EventRow) -> Result<Tx<()>, Error> {
+    if c.exec("DELETE FROM auth_factors WHERE id = $1", args![id])
+        .await?
+        != 1
+    {
+        return Err(Error::not_found(Entity::AuthenticationFactor, id));
+    }
+    c.exec(EVENT_INSERT, &event_args(event)).await?;
+    Ok(Tx::Commit(()))
 }
 
 async fn insert_factor<C: Conn>(

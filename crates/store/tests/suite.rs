@@ -954,6 +954,56 @@ async fn a_challenge_whose_event_fails_is_not_stored() {
     }
 }
 
+/// A factor's deletion and its `deleted` event are one write: when the event cannot be stored
+/// (here a duplicate id), the factor stays, so a crash or failure between them cannot leave a
+/// deletion missing from the audit trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_factor_whose_deletion_event_fails_is_not_deleted() {
+    for b in backends().await {
+        seed(&b.store, "fdel").await;
+        let event = |id: &str| EventRow {
+            id: id.into(),
+            event: "authentication_factor.deleted".into(),
+            data: "{}".into(),
+            created_at: ts(T),
+        };
+        let factor = factor_of("fdel", 'a');
+        b.store
+            .insert_event(&event("event_fdel_taken"))
+            .await
+            .unwrap();
+        assert!(
+            b.store
+                .delete_factor(&factor, &event("event_fdel_taken"))
+                .await
+                .is_err(),
+            "{}: the event id is taken",
+            b.name
+        );
+        assert!(
+            b.store.find_factor(&factor).await.unwrap().is_some(),
+            "{}: no deletion without its event",
+            b.name
+        );
+        b.store
+            .delete_factor(&factor, &event("event_fdel_new"))
+            .await
+            .unwrap();
+        assert!(b.store.find_factor(&factor).await.unwrap().is_none());
+        let err = b
+            .store
+            .delete_factor(&factor, &event("event_fdel_again"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, tessera_core::Error::NotFound { .. }),
+            "{}: {err:?}",
+            b.name
+        );
+        b.close().await;
+    }
+}
+
 /// Idempotency keys: one claim at a time, answered rows are kept until they expire, an
 /// abandoned claim is taken over by the same request only and by exactly one of many racing
 /// takeovers, and only the claim's holder stores or releases it.

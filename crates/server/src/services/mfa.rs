@@ -163,17 +163,17 @@ pub async fn get(state: &AppState, factor_id: &str) -> Result<FactorView, Error>
 /// `DELETE /auth/factors/:id`: the factor and its open challenges go at once (ASVS 2.8.6).
 pub async fn delete(state: &AppState, factor_id: &str) -> Result<(), Error> {
     let row = get_factor_row(state, factor_id).await?;
-    state.store.delete_factor(&row.id).await?;
+    let event = events::new_event(
+        state.now(),
+        events::FACTOR_DELETED,
+        json!({ "id": row.id, "type": row.r#type, "user_id": row.user_id }),
+    );
+    state.store.delete_factor(&row.id, &event).await?;
     if let Some(user_id) = &row.user_id {
         // A second factor taken away ends the sessions it may have protected.
         super::sessions::end_all_for_user(state, user_id, "factor_deleted").await?;
     }
-    events::record(
-        state,
-        events::FACTOR_DELETED,
-        json!({ "id": row.id, "type": row.r#type, "user_id": row.user_id }),
-    )
-    .await
+    Ok(())
 }
 
 /// `POST /auth/factors/:id/challenge`.
