@@ -221,6 +221,19 @@ impl Store {
         self.read_opt(&sql, args![id]).await
     }
 
+    /// A user and the stored TOTP issuer setting, in one read (what a TOTP enrolment needs:
+    /// one round trip instead of two on its hot path).
+    pub async fn find_user_with_totp_issuer(
+        &self,
+        id: &str,
+    ) -> Result<Option<(UserRow, Option<String>)>, Error> {
+        let sql = format!(
+            "SELECT {USER_COLS}, (SELECT totp_issuer FROM environment WHERE id = 1) \
+             FROM users WHERE id = $1"
+        );
+        self.read_opt(&sql, args![id]).await
+    }
+
     pub async fn get_user(&self, id: &str) -> Result<UserRow, Error> {
         self.find_user(id)
             .await?

@@ -120,12 +120,19 @@ pub async fn enroll_user_factor(
         None => Some(TotpSecret::generate()),
     };
     p.into_result()?;
-    let user = crate::services::users::get(state, user_id).await?;
+    if !id::has_prefix(user_id, id::prefix::USER) {
+        return Err(Error::not_found(Entity::User, user_id));
+    }
+    let (user, stored_issuer) = state
+        .store
+        .find_user_with_totp_issuer(user_id)
+        .await?
+        .ok_or_else(|| Error::not_found(Entity::User, user_id))?;
     // The stored issuer setting (seeded from --environment-name, changed in the dashboard).
-    let issuer = match req.totp_issuer {
-        Some(i) => i,
-        None => super::admins::totp_issuer(state).await?,
-    };
+    let issuer = req
+        .totp_issuer
+        .or(stored_issuer)
+        .unwrap_or_else(|| state.config.environment_name.clone());
     let totp_user = req.totp_user.unwrap_or_else(|| user.email.clone());
     let now = state.now();
     let secret = secret.unwrap_or_else(TotpSecret::generate);
