@@ -20,14 +20,14 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// Which HTTP client the load tasks use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ClientKind {
+pub(crate) enum ClientKind {
     Hyper,
     Reqwest,
 }
 
 /// Where the server is and how to authenticate to it.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub addr: SocketAddr,
     pub api_key: String,
     pub kind: ClientKind,
@@ -46,13 +46,13 @@ fn fresh_idempotency_key() -> HeaderValue {
 }
 
 /// A response: status and the whole body.
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub body: Bytes,
 }
 
 impl Response {
-    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
+    pub(crate) fn json(&self) -> anyhow::Result<serde_json::Value> {
         serde_json::from_slice(&self.body).with_context(|| {
             format!(
                 "status {} with a body that is not JSON: {}",
@@ -63,7 +63,7 @@ impl Response {
     }
 
     /// The body as JSON when the status is `want`, an error naming both otherwise.
-    pub fn expect(self, want: u16) -> anyhow::Result<serde_json::Value> {
+    pub(crate) fn expect(self, want: u16) -> anyhow::Result<serde_json::Value> {
         if self.status != want {
             bail!(
                 "expected {want}, got {}: {}",
@@ -81,7 +81,7 @@ enum Inner {
     Reqwest(reqwest::Client),
 }
 
-pub struct Conn {
+pub(crate) struct Conn {
     inner: Inner,
     addr: SocketAddr,
     host: HeaderValue,
@@ -102,7 +102,7 @@ async fn handshake(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>>
 
 impl Conn {
     /// Opens the connection now (hyper) so that connecting is not part of a measured run.
-    pub async fn connect(target: &Target) -> anyhow::Result<Conn> {
+    pub(crate) async fn connect(target: &Target) -> anyhow::Result<Conn> {
         let inner = match target.kind {
             ClientKind::Hyper => Inner::Hyper(Some(handshake(target.addr).await?)),
             ClientKind::Reqwest => Inner::Reqwest(
@@ -122,11 +122,11 @@ impl Conn {
         })
     }
 
-    pub async fn get(&mut self, path: &str) -> anyhow::Result<Response> {
+    pub(crate) async fn get(&mut self, path: &str) -> anyhow::Result<Response> {
         self.send(Method::GET, path, None).await
     }
 
-    pub async fn post(&mut self, path: &str, body: Bytes) -> anyhow::Result<Response> {
+    pub(crate) async fn post(&mut self, path: &str, body: Bytes) -> anyhow::Result<Response> {
         self.send(Method::POST, path, Some(body)).await
     }
 

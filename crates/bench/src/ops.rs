@@ -24,7 +24,7 @@ use crate::prep;
 
 /// What a benchmark measures; `--ops` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
-pub enum Op {
+pub(crate) enum Op {
     /// `GET /health`.
     Health,
     /// `POST /user_management/users/:id/auth_factors`, spread over many users.
@@ -46,7 +46,7 @@ pub enum Op {
 }
 
 impl Op {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Op::Health => "health",
             Op::Enroll => "enroll",
@@ -63,7 +63,7 @@ impl Op {
 
 /// The request loop a task runs (`VerifyUnderPasswordLoad` is two groups of these).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Health,
     Enroll,
     Verify,
@@ -74,7 +74,7 @@ pub enum Kind {
 }
 
 /// Prepared data shared by the tasks.
-pub struct Shared {
+pub(crate) struct Shared {
     pub client_id: String,
     pub api_key: String,
     /// Users that enrolment spreads over: `(id, email)`.
@@ -94,7 +94,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(client_id: String, api_key: String) -> Self {
+    pub(crate) fn new(client_id: String, api_key: String) -> Self {
         Shared {
             client_id,
             api_key,
@@ -110,7 +110,7 @@ impl Shared {
         }
     }
 
-    pub fn password_body(&self, email: &str) -> Bytes {
+    pub(crate) fn password_body(&self, email: &str) -> Bytes {
         Bytes::from(
             json!({
                 "grant_type": "password",
@@ -125,7 +125,7 @@ impl Shared {
 }
 
 /// The result of one operation.
-pub enum Outcome {
+pub(crate) enum Outcome {
     Ok,
     /// A status other than the expected one (or `valid: false` for a right code: 0).
     Failed(u16),
@@ -285,7 +285,7 @@ async fn signin_totp(
 }
 
 /// What one group of tasks did in the measured window.
-pub struct GroupResult {
+pub(crate) struct GroupResult {
     pub kind: Kind,
     pub hist: Histogram<u64>,
     pub ok: u64,
@@ -298,7 +298,7 @@ pub struct GroupResult {
 }
 
 /// One measured run: every group's results, the window, and CPU time spent in it.
-pub struct RunResult {
+pub(crate) struct RunResult {
     pub groups: Vec<GroupResult>,
     pub seconds: f64,
     pub server_cpu_s: f64,
@@ -412,7 +412,7 @@ fn read_cpu(pid: u32, postgres: bool) -> anyhow::Result<Cpu> {
 
 /// Runs each `(kind, connections)` group at once: `warmup`, then a measured `window`.
 /// How to time and account a run.
-pub struct Window {
+pub(crate) struct Window {
     pub warmup: Duration,
     pub measured: Duration,
     pub server_pid: u32,
@@ -421,7 +421,7 @@ pub struct Window {
     pub postgres: bool,
 }
 
-pub async fn run(
+pub(crate) async fn run(
     target: &Target,
     shared: &Arc<Shared>,
     groups: &[(Kind, usize)],

@@ -29,7 +29,7 @@ const MARGIN_MS: i64 = 2_000;
 /// place the bench reads wall-clock time (the workspace forbids `SystemTime::now` so that
 /// server code goes through its injected clock, which the bench does not have).
 #[allow(clippy::disallowed_methods)]
-pub fn unix_millis() -> i64 {
+pub(crate) fn unix_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -44,12 +44,12 @@ fn usable_steps(now_ms: i64) -> (i64, i64) {
     (lowest, t + 1)
 }
 
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A TOTP factor the bench knows the secret of.
-pub struct Factor {
+pub(crate) struct Factor {
     pub id: String,
     pub secret: TotpSecret,
     /// The newest step the server accepted (or may have accepted) for it.
@@ -61,7 +61,7 @@ pub struct Factor {
 }
 
 impl Factor {
-    pub fn new(id: String, secret: TotpSecret, email: String) -> Self {
+    pub(crate) fn new(id: String, secret: TotpSecret, email: String) -> Self {
         Factor {
             id,
             secret,
@@ -72,14 +72,14 @@ impl Factor {
     }
 
     /// The step to use for a code sent now, if the server would accept one.
-    pub fn next_step(&self, now_ms: i64) -> Option<i64> {
+    pub(crate) fn next_step(&self, now_ms: i64) -> Option<i64> {
         let (lo, hi) = usable_steps(now_ms);
         let s = (self.last_step + 1).max(lo);
         (s <= hi).then_some(s)
     }
 
     /// The code for `step`, remembering that the step is spent.
-    pub fn use_step(&mut self, step: i64) -> String {
+    pub(crate) fn use_step(&mut self, step: i64) -> String {
         self.last_step = self.last_step.max(step);
         code_for_step(&self.secret, step)
     }
@@ -103,7 +103,7 @@ impl Factor {
     }
 
     /// The oldest live challenge, consumed.
-    pub fn take_challenge(&mut self) -> Option<String> {
+    pub(crate) fn take_challenge(&mut self) -> Option<String> {
         self.drop_stale_challenges();
         self.challenges.pop_front().map(|(id, _)| id)
     }
@@ -111,7 +111,7 @@ impl Factor {
 
 /// Factors waiting to be used. `with_challenges`: each use also needs a prepared challenge
 /// (the verify operations); otherwise the operation creates its own (sign-in).
-pub struct FactorPool {
+pub(crate) struct FactorPool {
     with_challenges: bool,
     ready: Mutex<VecDeque<Factor>>,
     /// Factors with no usable step or no challenge left; reconsidered between runs, or when
@@ -120,7 +120,7 @@ pub struct FactorPool {
 }
 
 impl FactorPool {
-    pub fn new(with_challenges: bool) -> Self {
+    pub(crate) fn new(with_challenges: bool) -> Self {
         FactorPool {
             with_challenges,
             ready: Mutex::new(VecDeque::new()),
@@ -128,7 +128,7 @@ impl FactorPool {
         }
     }
 
-    pub fn add(&self, f: Factor) {
+    pub(crate) fn add(&self, f: Factor) {
         lock(&self.ready).push_back(f);
     }
 
@@ -144,7 +144,7 @@ impl FactorPool {
 
     /// A factor that can take a code now (and has a challenge, if needed); `None` when the
     /// pool is exhausted.
-    pub fn take(&self) -> Option<Factor> {
+    pub(crate) fn take(&self) -> Option<Factor> {
         let now = unix_millis();
         for _ in 0..2 {
             {
@@ -162,12 +162,12 @@ impl FactorPool {
         None
     }
 
-    pub fn give_back(&self, f: Factor) {
+    pub(crate) fn give_back(&self, f: Factor) {
         lock(&self.ready).push_back(f);
     }
 
     /// Moves every parked factor back to `ready` (between runs).
-    pub fn unpark(&self) {
+    pub(crate) fn unpark(&self) {
         let parked = std::mem::take(&mut *lock(&self.parked));
         let now = unix_millis();
         let mut keep = Vec::new();
@@ -184,7 +184,7 @@ impl FactorPool {
     }
 
     /// Uses the pool can surely serve from now on (without relying on the clock moving).
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.unpark();
         let now = unix_millis();
         let count = |f: &Factor| {
@@ -201,7 +201,7 @@ impl FactorPool {
     }
 
     /// Factors with more sure steps than challenges: `(factor id, challenges missing)`.
-    pub fn missing_challenges(&self) -> Vec<(String, usize)> {
+    pub(crate) fn missing_challenges(&self) -> Vec<(String, usize)> {
         let now = unix_millis();
         let ready = lock(&self.ready);
         let parked = lock(&self.parked);
@@ -216,7 +216,7 @@ impl FactorPool {
     }
 
     /// Adds prepared challenges to their factors.
-    pub fn add_challenges(&self, made: Vec<(String, String)>) {
+    pub(crate) fn add_challenges(&self, made: Vec<(String, String)>) {
         let mut by_factor: std::collections::HashMap<String, Vec<String>> =
             std::collections::HashMap::new();
         for (f, c) in made {
@@ -232,14 +232,14 @@ impl FactorPool {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         lock(&self.ready).len() + lock(&self.parked).len()
     }
 }
 
 /// One wrong-code attempt: the verify path and its body, prepared.
 #[derive(Clone)]
-pub struct Slot {
+pub(crate) struct Slot {
     pub path: String,
     pub body: bytes::Bytes,
 }
@@ -247,24 +247,24 @@ pub struct Slot {
 /// Wrong-code attempts to spend, each exactly once, interleaved so that consecutive attempts
 /// hit different challenges.
 #[derive(Default)]
-pub struct Slots {
+pub(crate) struct Slots {
     items: Mutex<VecDeque<Slot>>,
 }
 
 impl Slots {
     /// `attempts` attempts on each challenge, round-robin.
-    pub fn add(&self, challenges: &[Slot], attempts: usize) {
+    pub(crate) fn add(&self, challenges: &[Slot], attempts: usize) {
         let mut items = lock(&self.items);
         for _ in 0..attempts {
             items.extend(challenges.iter().cloned());
         }
     }
 
-    pub fn take(&self) -> Option<Slot> {
+    pub(crate) fn take(&self) -> Option<Slot> {
         lock(&self.items).pop_front()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         lock(&self.items).len()
     }
 }

@@ -20,10 +20,10 @@ use crate::pool::{lock, Factor};
 /// Tasks used to prepare data.
 const PREP_TASKS: usize = 32;
 
-pub const PASSWORD: &str = "bench password 1234";
+pub(crate) const PASSWORD: &str = "bench password 1234";
 
 /// Everything the preparation calls need.
-pub struct Prep {
+pub(crate) struct Prep {
     pub target: Target,
     /// Argon2id PHC string of [`PASSWORD`].
     pub password_hash: String,
@@ -31,14 +31,18 @@ pub struct Prep {
     next_user: AtomicUsize,
 }
 
-pub struct User {
+pub(crate) struct User {
     pub id: String,
     pub email: String,
 }
 
 /// Runs `f` over `items` on [`PREP_TASKS`] connections; results come back in no particular
 /// order. The first error stops the preparation.
-pub async fn parallel<I, R, F, Fut>(target: &Target, items: Vec<I>, f: F) -> anyhow::Result<Vec<R>>
+pub(crate) async fn parallel<I, R, F, Fut>(
+    target: &Target,
+    items: Vec<I>,
+    f: F,
+) -> anyhow::Result<Vec<R>>
 where
     I: Send + 'static,
     R: Send + 'static,
@@ -74,7 +78,7 @@ where
 }
 
 impl Prep {
-    pub fn new(target: Target, password_hash: String) -> Self {
+    pub(crate) fn new(target: Target, password_hash: String) -> Self {
         Prep {
             target,
             password_hash,
@@ -83,7 +87,7 @@ impl Prep {
     }
 
     /// `n` users with the bench password, emails `LABEL-N@bench.example.com`.
-    pub async fn users(&self, label: &str, n: usize) -> anyhow::Result<Vec<User>> {
+    pub(crate) async fn users(&self, label: &str, n: usize) -> anyhow::Result<Vec<User>> {
         let first = self.next_user.fetch_add(n, Ordering::Relaxed);
         let hash = self.password_hash.clone();
         let items: Vec<String> = (first..first + n)
@@ -113,7 +117,7 @@ impl Prep {
     }
 
     /// One TOTP factor for each `(user id, email)`, each with the challenge enrolment makes.
-    pub async fn enroll(&self, users: Vec<(String, String)>) -> anyhow::Result<Vec<Factor>> {
+    pub(crate) async fn enroll(&self, users: Vec<(String, String)>) -> anyhow::Result<Vec<Factor>> {
         parallel(
             &self.target,
             users,
@@ -126,7 +130,7 @@ impl Prep {
     }
 
     /// A new challenge for each factor id: `(factor id, challenge id)`.
-    pub async fn challenges(
+    pub(crate) async fn challenges(
         &self,
         factor_ids: Vec<String>,
     ) -> anyhow::Result<Vec<(String, String)>> {
@@ -151,10 +155,13 @@ impl Prep {
 }
 
 /// The body of an enrolment request.
-pub const ENROLL_BODY: &[u8] = br#"{"type":"totp"}"#;
+pub(crate) const ENROLL_BODY: &[u8] = br#"{"type":"totp"}"#;
 
 /// The factor (id, secret, first challenge) from an enrolment response.
-pub fn factor_from_enrolment(v: &serde_json::Value, email: String) -> anyhow::Result<Factor> {
+pub(crate) fn factor_from_enrolment(
+    v: &serde_json::Value,
+    email: String,
+) -> anyhow::Result<Factor> {
     let f = &v["authentication_factor"];
     let id = f["id"].as_str().context("factor without id")?.to_owned();
     let secret = f["totp"]["secret"]
@@ -172,7 +179,11 @@ pub fn factor_from_enrolment(v: &serde_json::Value, email: String) -> anyhow::Re
     Ok(factor)
 }
 
-pub async fn enroll_once(conn: &mut Conn, user_id: &str, email: String) -> anyhow::Result<Factor> {
+pub(crate) async fn enroll_once(
+    conn: &mut Conn,
+    user_id: &str,
+    email: String,
+) -> anyhow::Result<Factor> {
     let v = conn
         .post(
             &format!("/user_management/users/{user_id}/auth_factors"),

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::ops::{GroupResult, Op, RunResult};
 
 /// One measured run of one operation.
-pub struct RunStats {
+pub(crate) struct RunStats {
     pub ok_per_s: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -27,14 +27,14 @@ pub struct RunStats {
 }
 
 /// The side load of `verify-under-password-load`.
-pub struct SideStats {
+pub(crate) struct SideStats {
     pub connections: usize,
     pub ok_per_s: Vec<f64>,
     pub hist: Histogram<u64>,
     pub failed: BTreeMap<u16, u64>,
 }
 
-pub struct OpResult {
+pub(crate) struct OpResult {
     pub op: Op,
     pub connections: usize,
     pub runs: Vec<RunStats>,
@@ -53,7 +53,7 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
-pub fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     match s.len() {
@@ -72,7 +72,7 @@ fn max(v: &[f64]) -> f64 {
 }
 
 impl RunStats {
-    pub fn from_group(g: &GroupResult, run: &RunResult, cpu_ops: u64) -> Self {
+    pub(crate) fn from_group(g: &GroupResult, run: &RunResult, cpu_ops: u64) -> Self {
         let per_op = |cpu_s: f64| {
             if cpu_ops == 0 {
                 f64::NAN
@@ -104,15 +104,15 @@ impl RunStats {
 }
 
 impl OpResult {
-    pub fn ok_per_s(&self) -> Vec<f64> {
+    pub(crate) fn ok_per_s(&self) -> Vec<f64> {
         self.runs.iter().map(|r| r.ok_per_s).collect()
     }
 
-    pub fn median_ok_per_s(&self) -> f64 {
+    pub(crate) fn median_ok_per_s(&self) -> f64 {
         median(&self.ok_per_s())
     }
 
-    pub fn p99_ms(&self) -> f64 {
+    pub(crate) fn p99_ms(&self) -> f64 {
         ms(&self.hist, 0.99)
     }
 
@@ -129,7 +129,7 @@ impl OpResult {
         m
     }
 
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let ok = self.ok_per_s();
         let cpu_s: Vec<f64> = self.runs.iter().map(|r| r.server_cpu_us_per_op).collect();
         let cpu_c: Vec<f64> = self.runs.iter().map(|r| r.client_cpu_us_per_op).collect();
@@ -208,7 +208,7 @@ fn round3(x: f64) -> Value {
 }
 
 /// The printed table.
-pub fn table(results: &[OpResult]) -> String {
+pub(crate) fn table(results: &[OpResult]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "{:<28} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>11} {:>9} {:>6} {:>6}  {}\n",
@@ -296,14 +296,14 @@ pub fn table(results: &[OpResult]) -> String {
 }
 
 /// Start-to-ready times of the restarts, in milliseconds.
-pub struct Startup {
+pub(crate) struct Startup {
     pub ms: Vec<f64>,
     /// Peak RSS of the freshly started, idle server.
     pub idle_rss_kib: Vec<u64>,
 }
 
 /// One of the targets, checked against what was measured.
-pub struct TargetCheck {
+pub(crate) struct TargetCheck {
     pub name: String,
     pub wanted: String,
     pub measured: String,
@@ -317,7 +317,7 @@ fn find(results: &[OpResult], op: Op, conns: usize) -> Option<&OpResult> {
 }
 
 /// The targets (SQLite, 64 connections, median of the runs; PostgreSQL: verify).
-pub fn targets(
+pub(crate) fn targets(
     backend: &str,
     results: &[OpResult],
     peak_rss_kib: Option<u64>,
@@ -426,7 +426,7 @@ pub fn targets(
     t
 }
 
-pub fn targets_table(t: &[TargetCheck]) -> String {
+pub(crate) fn targets_table(t: &[TargetCheck]) -> String {
     let mut out = String::new();
     for c in t {
         out.push_str(&format!(
@@ -445,7 +445,7 @@ pub fn targets_table(t: &[TargetCheck]) -> String {
     out
 }
 
-pub fn targets_json(t: &[TargetCheck]) -> Value {
+pub(crate) fn targets_json(t: &[TargetCheck]) -> Value {
     Value::Array(
         t.iter()
             .map(|c| json!({ "target": c.name, "wanted": c.wanted, "measured": c.measured, "met": c.met }))

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 /// A database that exists only for this bench run.
-pub struct Db {
+pub(crate) struct Db {
     pub url: String,
     pub kind: &'static str,
     _dir: Option<tempfile::TempDir>,
@@ -26,7 +26,7 @@ impl Db {
     /// SQLite in a temporary directory when `database_url` is `None`; otherwise a new
     /// database on the PostgreSQL server that `database_url` points to (any database on it
     /// will do to connect).
-    pub async fn create(database_url: Option<&str>) -> anyhow::Result<Db> {
+    pub(crate) async fn create(database_url: Option<&str>) -> anyhow::Result<Db> {
         let Some(admin) = database_url else {
             let dir = tempfile::Builder::new().prefix("tessera-bench").tempdir()?;
             let path = dir.path().join("bench.db");
@@ -65,7 +65,7 @@ impl Db {
     }
 
     /// Drops the PostgreSQL database (the SQLite directory goes with `self`).
-    pub async fn remove(mut self) {
+    pub(crate) async fn remove(mut self) {
         if let Some((admin, name)) = self.pg.take() {
             use sqlx::Connection;
             match sqlx::PgConnection::connect(&admin).await {
@@ -87,7 +87,7 @@ impl Db {
 
 /// What the server's log told us at start.
 #[derive(Debug, Clone)]
-pub struct Started {
+pub(crate) struct Started {
     pub addr: SocketAddr,
     pub client_id: Option<String>,
     /// Only on a fresh database: the bootstrap API key.
@@ -102,7 +102,7 @@ enum LogEvent {
     },
 }
 
-pub struct Server {
+pub(crate) struct Server {
     child: Child,
     pub pid: u32,
     events: mpsc::Receiver<LogEvent>,
@@ -137,7 +137,7 @@ fn parse_line(line: &str) -> Option<LogEvent> {
 impl Server {
     /// Starts `bin serve --listen LISTEN` on `database_url` with `master_key`; returns at
     /// once (see [`Server::wait_listening`]).
-    pub fn spawn(
+    pub(crate) fn spawn(
         bin: &Path,
         database_url: &str,
         master_key: &str,
@@ -188,14 +188,14 @@ impl Server {
     }
 
     /// The last lines the server logged.
-    pub fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let t = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
         t.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 
     /// Waits for the `tessera is listening address=...` line (and, before it, the API key
     /// line on a fresh database).
-    pub fn wait_listening(&mut self, timeout: Duration) -> anyhow::Result<Started> {
+    pub(crate) fn wait_listening(&mut self, timeout: Duration) -> anyhow::Result<Started> {
         let deadline = std::time::Instant::now() + timeout;
         let mut api_key = None;
         loop {
@@ -227,7 +227,7 @@ impl Server {
     }
 
     /// SIGTERM, then up to 15 s for in-flight requests to finish, then SIGKILL.
-    pub fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status();
@@ -245,7 +245,7 @@ impl Server {
     }
 
     /// Peak resident set size (VmHWM) in KiB.
-    pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+    pub(crate) fn peak_rss_kib(&self) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
         status
             .lines()
@@ -265,7 +265,7 @@ impl Drop for Server {
 }
 
 /// utime + stime (fields 14 and 15 of `/proc/PID/stat`), in clock ticks.
-pub fn cpu_ticks(stat_path: &str) -> anyhow::Result<u64> {
+pub(crate) fn cpu_ticks(stat_path: &str) -> anyhow::Result<u64> {
     let stat = std::fs::read_to_string(stat_path)?;
     // The command name (field 2) is in parentheses and may contain spaces.
     let rest = stat
@@ -279,7 +279,7 @@ pub fn cpu_ticks(stat_path: &str) -> anyhow::Result<u64> {
 }
 
 /// Context switches (voluntary + involuntary) of all live threads of process `pid`.
-pub fn context_switches(pid: u32) -> u64 {
+pub(crate) fn context_switches(pid: u32) -> u64 {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
@@ -299,7 +299,7 @@ pub fn context_switches(pid: u32) -> u64 {
 }
 
 /// Busy CPU ticks of the whole machine (all CPUs; `/proc/stat` minus idle and iowait).
-pub fn machine_busy_ticks() -> anyhow::Result<u64> {
+pub(crate) fn machine_busy_ticks() -> anyhow::Result<u64> {
     let stat = std::fs::read_to_string("/proc/stat")?;
     let line = stat.lines().next().context("empty /proc/stat")?;
     let v: Vec<u64> = line
@@ -315,7 +315,7 @@ pub fn machine_busy_ticks() -> anyhow::Result<u64> {
 
 /// utime + stime of every process named `postgres` (a local PostgreSQL server's backends),
 /// in clock ticks, so that the database's CPU is not counted as noise.
-pub fn postgres_ticks() -> u64 {
+pub(crate) fn postgres_ticks() -> u64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return 0;
     };
@@ -337,7 +337,7 @@ pub fn postgres_ticks() -> u64 {
 }
 
 /// The load averages (1, 5, 15 minutes).
-pub fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
         .split_whitespace()
@@ -347,7 +347,7 @@ pub fn load_average() -> String {
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 on Linux in practice).
-pub fn clock_ticks_per_second() -> f64 {
+pub(crate) fn clock_ticks_per_second() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -360,7 +360,7 @@ pub fn clock_ticks_per_second() -> f64 {
 
 /// The server binary: `--server-bin`, else `tessera` next to this executable (both are
 /// built into `target/release` by `cargo build --release`).
-pub fn server_bin(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+pub(crate) fn server_bin(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let bin = match explicit {
         Some(p) => p,
         None => std::env::current_exe()?.with_file_name("tessera"),
@@ -375,13 +375,13 @@ pub fn server_bin(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 /// A free local port, for restarts whose readiness is polled from outside.
-pub fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
 
 /// `tessera client-id` on the same database, when the log line did not carry it.
-pub fn client_id_command(
+pub(crate) fn client_id_command(
     bin: &Path,
     database_url: &str,
     master_key: &str,
@@ -399,7 +399,7 @@ pub fn client_id_command(
 }
 
 /// The machine, for the report.
-pub fn machine() -> serde_json::Value {
+pub(crate) fn machine() -> serde_json::Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()

@@ -21,6 +21,10 @@ pub enum SealError {
     UnknownKey(String),
     #[error("sealed value failed authentication (wrong key, wrong row, or tampered)")]
     Corrupt,
+    /// AES-GCM refused to seal: it does so only for a value over its limit of 64 GiB, or a
+    /// derived key of the wrong length, neither of which the callers here can produce.
+    #[error("the cipher refused to seal ({0})")]
+    Cipher(&'static str),
 }
 
 /// One 256-bit master key and its public id (a hash prefix; reveals nothing about the key).
@@ -40,25 +44,27 @@ impl std::fmt::Debug for MasterKey {
 
 impl MasterKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SealError> {
-        if bytes.len() != 32 {
-            return Err(SealError::BadKey);
-        }
+        let bytes: &[u8; 32] = bytes.try_into().map_err(|_| SealError::BadKey)?;
+        Ok(Self::from_array(bytes))
+    }
+
+    fn from_array(bytes: &[u8; 32]) -> Self {
         let digest = sha2::Sha256::new()
             .chain_update(b"tessera master key id\0")
             .chain_update(bytes)
             .finalize();
         let id = data_encoding::HEXLOWER.encode(&digest[..6]);
-        let cipher = Aes256Gcm::new_from_slice(bytes).map_err(|_| SealError::BadKey)?;
+        let cipher = Aes256Gcm::new(bytes.into());
         let mac_key: [u8; 32] = sha2::Sha256::new()
             .chain_update(b"tessera one-time-code mac key\0")
             .chain_update(bytes)
             .finalize()
             .into();
-        Ok(MasterKey {
+        MasterKey {
             id,
             cipher,
             mac_key: zeroize::Zeroizing::new(mac_key),
-        })
+        }
     }
 
     pub fn from_base64(s: &str) -> Result<Self, SealError> {
@@ -76,7 +82,7 @@ impl MasterKey {
         let mut bytes = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(bytes.as_mut());
         let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(bytes.as_ref()));
-        let key = Self::from_bytes(bytes.as_ref()).expect("32 bytes is a valid key");
+        let key = Self::from_array(&bytes);
         (key, b64)
     }
 
@@ -125,7 +131,7 @@ impl KeyRing {
     }
 
     /// Seals `plaintext` for the row `row_id` under `purpose` with the current key.
-    pub fn seal(&self, purpose: &str, row_id: &str, plaintext: &[u8]) -> Sealed {
+    pub fn seal(&self, purpose: &str, row_id: &str, plaintext: &[u8]) -> Result<Sealed, SealError> {
         use rand::RngCore;
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -140,14 +146,14 @@ impl KeyRing {
                     aad: &aad,
                 },
             )
-            .expect("AES-GCM encryption of a short message cannot fail");
+            .map_err(|_| SealError::Cipher("value too long"))?;
         let mut blob = Vec::with_capacity(NONCE_LEN + ct.len());
         blob.extend_from_slice(&nonce);
         blob.extend_from_slice(&ct);
-        Sealed {
+        Ok(Sealed {
             key_id: self.current.id.clone(),
             blob,
-        }
+        })
     }
 
     /// HMAC-SHA256 of `data` for the row `row_id` under `purpose`, keyed by the current
@@ -156,16 +162,19 @@ impl KeyRing {
     /// MAC reveals nothing.
     pub fn mac(&self, purpose: &str, row_id: &str, data: &[u8]) -> Vec<u8> {
         Self::mac_with(&self.current, purpose, row_id, data)
+            .as_ref()
+            .to_vec()
     }
 
-    fn mac_with(key: &MasterKey, purpose: &str, row_id: &str, data: &[u8]) -> Vec<u8> {
-        use hmac::Mac;
-        let mut m = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key.mac_key.as_ref())
-            .expect("HMAC accepts keys of any length");
+    /// ring's HMAC rather than RustCrypto's: it takes a key of any length without a
+    /// `Result` to unwrap (the output is the same HMAC-SHA256).
+    fn mac_with(key: &MasterKey, purpose: &str, row_id: &str, data: &[u8]) -> ring::hmac::Tag {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.mac_key.as_ref());
+        let mut m = ring::hmac::Context::with_key(&key);
         m.update(&Self::aad(purpose, row_id));
         m.update(b"\0");
         m.update(data);
-        m.finalize().into_bytes().to_vec()
+        m.sign()
     }
 
     /// Whether `stored` is the MAC of `data` under any key of the ring (so open challenges
@@ -174,7 +183,7 @@ impl KeyRing {
         let mut any = subtle::Choice::from(0u8);
         for key in std::iter::once(&self.current).chain(self.old.iter()) {
             let m = Self::mac_with(key, purpose, row_id, data);
-            any |= subtle::ConstantTimeEq::ct_eq(m.as_slice(), stored);
+            any |= subtle::ConstantTimeEq::ct_eq(m.as_ref(), stored);
         }
         bool::from(any)
     }
@@ -189,9 +198,9 @@ impl KeyRing {
         row_id: &str,
         secret: &[u8],
         plaintext: &[u8],
-    ) -> Sealed {
+    ) -> Result<Sealed, SealError> {
         use rand::RngCore;
-        let cipher = Self::secret_cipher(&self.current, purpose, row_id, secret);
+        let cipher = Self::secret_cipher(&self.current, purpose, row_id, secret)?;
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let aad = Self::aad(purpose, row_id);
@@ -203,14 +212,14 @@ impl KeyRing {
                     aad: &aad,
                 },
             )
-            .expect("AES-GCM encryption of a short message cannot fail");
+            .map_err(|_| SealError::Cipher("value too long"))?;
         let mut blob = Vec::with_capacity(NONCE_LEN + ct.len());
         blob.extend_from_slice(&nonce);
         blob.extend_from_slice(&ct);
-        Sealed {
+        Ok(Sealed {
             key_id: self.current.id.clone(),
             blob,
-        }
+        })
     }
 
     /// Opens what [`KeyRing::seal_with_secret`] sealed, with any key of the ring.
@@ -230,7 +239,7 @@ impl KeyRing {
         }
         let (nonce, ct) = sealed.blob.split_at(NONCE_LEN);
         let aad = Self::aad(purpose, row_id);
-        Self::secret_cipher(key, purpose, row_id, secret)
+        Self::secret_cipher(key, purpose, row_id, secret)?
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
             .map(Zeroizing::new)
             .map_err(|_| SealError::Corrupt)
@@ -239,14 +248,15 @@ impl KeyRing {
     /// AES-256-GCM keyed by HMAC-SHA256(master MAC key, purpose, row, secret): a PRF of the
     /// secret under the master key, in its own purpose namespace so it is never equal to a
     /// one-time-code MAC.
-    fn secret_cipher(key: &MasterKey, purpose: &str, row_id: &str, secret: &[u8]) -> Aes256Gcm {
-        let derived = Zeroizing::new(Self::mac_with(
-            key,
-            &format!("sealing key:{purpose}"),
-            row_id,
-            secret,
-        ));
-        Aes256Gcm::new_from_slice(&derived).expect("an HMAC-SHA256 output is a 32-byte key")
+    fn secret_cipher(
+        key: &MasterKey,
+        purpose: &str,
+        row_id: &str,
+        secret: &[u8],
+    ) -> Result<Aes256Gcm, SealError> {
+        let derived = Self::mac_with(key, &format!("sealing key:{purpose}"), row_id, secret);
+        Aes256Gcm::new_from_slice(derived.as_ref())
+            .map_err(|_| SealError::Cipher("derived key length"))
     }
 
     /// Opens a value sealed by any key of the ring for the same purpose and row.
@@ -280,10 +290,33 @@ mod tests {
         KeyRing::new(MasterKey::generate().0, vec![])
     }
 
+    /// Values computed outside Rust (Python's hmac, hashlib and `cryptography` AES-GCM) from
+    /// the derivations above: MACs and sealed blobs stored by earlier builds must keep
+    /// matching and opening whichever HMAC and AES library the code uses.
+    #[test]
+    fn macs_and_secret_sealed_values_match_known_answers() {
+        let r = KeyRing::new(MasterKey::from_bytes(&[7u8; 32]).unwrap(), vec![]);
+        assert_eq!(r.current_key_id(), "d7aa8bcf9464");
+        let mac = data_encoding::HEXLOWER
+            .decode(b"4dd64287f0d1dfa5673068254a3af48fd28caa31bcea59d8af44861840995207");
+        assert_eq!(r.mac("otp", "chal_1", b"123456"), mac.unwrap());
+        let blob = data_encoding::HEXLOWER
+            .decode(b"01010101010101010101010166cca8c37e464f88035a93df338add844951dd4209223156");
+        let sealed = Sealed {
+            key_id: "d7aa8bcf9464".to_owned(),
+            blob: blob.unwrap(),
+        };
+        assert_eq!(
+            &*r.open_with_secret("grace", "row", b"client token", &sealed)
+                .unwrap(),
+            b"the pair"
+        );
+    }
+
     #[test]
     fn a_sealed_secret_opens_only_for_its_own_row_and_purpose() {
         let r = ring();
-        let s = r.seal("totp", "auth_factor_1", b"secret bytes");
+        let s = r.seal("totp", "auth_factor_1", b"secret bytes").unwrap();
         assert!(!s.blob.windows(12).any(|w| w == b"secret bytes"));
         assert_eq!(
             &*r.open("totp", "auth_factor_1", &s).unwrap(),
@@ -321,7 +354,9 @@ mod tests {
     fn a_value_sealed_with_a_secret_needs_the_secret_and_the_master_key() {
         let (k, b64) = MasterKey::generate();
         let r = KeyRing::new(k, vec![]);
-        let s = r.seal_with_secret("grace", "row", b"client token", b"the pair");
+        let s = r
+            .seal_with_secret("grace", "row", b"client token", b"the pair")
+            .unwrap();
         assert_eq!(
             &*r.open_with_secret("grace", "row", b"client token", &s)
                 .unwrap(),
@@ -358,7 +393,7 @@ mod tests {
     #[test]
     fn tampering_is_detected() {
         let r = ring();
-        let mut s = r.seal("totp", "x", b"abc");
+        let mut s = r.seal("totp", "x", b"abc").unwrap();
         let last = s.blob.len() - 1;
         s.blob[last] ^= 1;
         assert_eq!(r.open("totp", "x", &s), Err(SealError::Corrupt));
@@ -368,7 +403,7 @@ mod tests {
     fn rotated_rings_still_open_values_sealed_by_an_old_key() {
         let (old, old_b64) = MasterKey::generate();
         let before = KeyRing::new(old, vec![]);
-        let s = before.seal("totp", "row", b"v");
+        let s = before.seal("totp", "row", b"v").unwrap();
         let after = KeyRing::new(
             MasterKey::generate().0,
             vec![MasterKey::from_base64(&old_b64).unwrap()],

@@ -1,11 +1,10 @@
 //! HOTP (RFC 4226) and TOTP (RFC 6238), the `otpauth://` URI, and base32 secrets.
 //!
-//! Written by hand on RustCrypto's HMAC rather than taken from a TOTP crate because the
+//! Written by hand on ring's HMAC rather than taken from a TOTP crate because the
 //! verifier must report *which* time step matched (the replay guard stores it) and must
 //! compare every candidate in constant time without early exit; the primitive itself is a
 //! dozen lines.
 
-use hmac::{Hmac, Mac};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroizing;
@@ -102,20 +101,17 @@ impl TotpSecret {
 
 /// RFC 4226 HOTP value: dynamic truncation, then modulo 10^digits.
 pub fn hotp(alg: Algorithm, key: &[u8], counter: u64, digits: u32) -> u32 {
-    // Each arm names a concrete HMAC type; a generic helper would need a screenful of
-    // digest trait bounds for no gain.
-    macro_rules! mac {
-        ($d:ty) => {{
-            let mut m = Hmac::<$d>::new_from_slice(key).expect("HMAC accepts keys of any length");
-            m.update(&counter.to_be_bytes());
-            truncate(&m.finalize().into_bytes(), digits)
-        }};
-    }
-    match alg {
-        Algorithm::Sha1 => mac!(sha1::Sha1),
-        Algorithm::Sha256 => mac!(sha2::Sha256),
-        Algorithm::Sha512 => mac!(sha2::Sha512),
-    }
+    let alg = match alg {
+        // RFC 4226 and every authenticator app's default; HMAC-SHA1 is not broken as a PRF.
+        Algorithm::Sha1 => ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        Algorithm::Sha256 => ring::hmac::HMAC_SHA256,
+        Algorithm::Sha512 => ring::hmac::HMAC_SHA512,
+    };
+    let key = ring::hmac::Key::new(alg, key);
+    truncate(
+        ring::hmac::sign(&key, &counter.to_be_bytes()).as_ref(),
+        digits,
+    )
 }
 
 fn truncate(mac: &[u8], digits: u32) -> u32 {
@@ -173,13 +169,12 @@ pub fn verify_after(
     }
     let current = step_at(unix_seconds);
     let w = i64::from(window);
-    let key = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("any key length");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
     let matches = ((current - w)..=(current + w))
         .filter(|step| *step >= 0)
         .map(|step| {
-            let mut mac = key.clone();
-            mac.update(&u64::try_from(step).unwrap_or(0).to_be_bytes());
-            let v = truncate(&mac.finalize().into_bytes(), DIGITS);
+            let mac = ring::hmac::sign(&key, &u64::try_from(step).unwrap_or(0).to_be_bytes());
+            let v = truncate(mac.as_ref(), DIGITS);
             let mut buf = [0u8; DIGITS as usize];
             let mut n = v;
             for b in buf.iter_mut().rev() {

@@ -373,7 +373,14 @@ async fn settle(
         }
     };
     if is_stored(parts.status) {
-        let sealed = state.keys.seal(SEAL_PURPOSE, &scope.id, &bytes);
+        let sealed = match state.keys.seal(SEAL_PURPOSE, &scope.id, &bytes) {
+            Ok(s) => s,
+            // As when storing fails below: the answer goes out, unstored, and the claim stays.
+            Err(e) => {
+                tracing::warn!(error = %e, "could not seal an idempotent answer; a retry with its key waits for the claim to be abandoned, then runs again");
+                return Response::from_parts(parts, Body::from(bytes));
+            }
+        };
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)

@@ -250,7 +250,7 @@ impl HttpMethod {
 }
 
 impl EncodeLabelValue for HttpMethod {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
         use std::fmt::Write;
         encoder.write_str(match self {
             HttpMethod::Get => "GET",
@@ -302,7 +302,7 @@ impl PartialEq for Route {
 impl Eq for Route {}
 
 impl EncodeLabelValue for Route {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
         use std::fmt::Write;
         encoder.write_str(self.as_str())
     }
@@ -390,7 +390,7 @@ impl TypedMetric for DurationHistogram {
 }
 
 impl EncodeMetric for DurationHistogram {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
         let counts: Vec<u64> = self
             .0
             .buckets

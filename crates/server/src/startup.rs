@@ -237,7 +237,7 @@ pub async fn verify_master_key(
     }
     match check {
         None => {
-            let s = keys.seal(KEY_CHECK_PURPOSE, KEY_CHECK_ROW, KEY_CHECK_TEXT);
+            let s = keys.seal(KEY_CHECK_PURPOSE, KEY_CHECK_ROW, KEY_CHECK_TEXT)?;
             if !store
                 .insert_master_key_check(&s.key_id, &s.blob, now)
                 .await
@@ -248,7 +248,7 @@ pub async fn verify_master_key(
             }
         }
         Some(old) if old.key_id != keys.current_key_id() => {
-            let s = keys.seal(KEY_CHECK_PURPOSE, KEY_CHECK_ROW, KEY_CHECK_TEXT);
+            let s = keys.seal(KEY_CHECK_PURPOSE, KEY_CHECK_ROW, KEY_CHECK_TEXT)?;
             if store
                 .reseal_master_key_check(&old.key_id, &s.key_id, &s.blob, now)
                 .await

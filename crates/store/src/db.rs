@@ -220,11 +220,14 @@ macro_rules! call {
     ($store:expr, read, |$c:ident| $($f:ident)::+ ( $($a:expr),* $(,)? )) => {
         match &*$store.db {
             $crate::db::Db::Sqlite(lite) => match lite.reader() {
-                Ok(mut conn) => {
-                    let $c = &mut $crate::sql::Lite::new(&mut conn);
-                    let r: Result<_, tessera_core::Error> = $($f)::+($($a),*).await;
-                    r
-                }
+                Ok(mut reader) => match reader.conn() {
+                    Ok(conn) => {
+                        let $c = &mut $crate::sql::Lite::new(conn);
+                        let r: Result<_, tessera_core::Error> = $($f)::+($($a),*).await;
+                        r
+                    }
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             },
             $crate::db::Db::Postgres(pool) => {

@@ -35,7 +35,8 @@ pub fn new_totp_factor(
     let factor_id = id::new_id(id::prefix::FACTOR, now);
     let sealed = state
         .keys
-        .seal(TOTP_SEAL_PURPOSE, &factor_id, secret.as_bytes());
+        .seal(TOTP_SEAL_PURPOSE, &factor_id, secret.as_bytes())
+        .map_err(Error::internal)?;
     let secret_b32 = secret.to_base32();
     let uri = totp::otpauth_uri(&issuer, &user, &secret_b32);
     let qr_code = qr::png_data_uri(&uri)

@@ -258,7 +258,10 @@ async fn reseal_column(
                         col.table, col.sealed, row.id
                     ))
                 })?;
-            sealed.push(keys.seal(col.purpose, &row.id, &plain));
+            sealed.push(
+                keys.seal(col.purpose, &row.id, &plain)
+                    .map_err(Error::internal)?,
+            );
         }
         let updates: Vec<Reseal<'_>> = rows
             .iter()

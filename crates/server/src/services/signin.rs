@@ -93,7 +93,9 @@ async fn new_signing_key(
             .await
             .map_err(Error::internal)??,
     };
-    let sealed = keys.seal(SIGNING_KEY_PURPOSE, key.kid(), &key.to_bytes());
+    let sealed = keys
+        .seal(SIGNING_KEY_PURPOSE, key.kid(), &key.to_bytes())
+        .map_err(Error::internal)?;
     store
         .rotate_signing_key(
             &SigningKeyRow {
@@ -687,12 +689,10 @@ async fn refresh_grant(
             refresh_token: token::random_base62(40),
         };
         let plain = zeroize::Zeroizing::new(serde_json::to_vec(&pair).map_err(Error::internal)?);
-        let sealed = state.keys.seal_with_secret(
-            REFRESH_GRACE_PURPOSE,
-            &row_id,
-            presented.as_bytes(),
-            &plain,
-        );
+        let sealed = state
+            .keys
+            .seal_with_secret(REFRESH_GRACE_PURPOSE, &row_id, presented.as_bytes(), &plain)
+            .map_err(Error::internal)?;
         let next_hash = token::hash(&pair.refresh_token);
         Some((pair, next_hash, sealed))
     } else {

@@ -310,7 +310,7 @@ async fn after_password(
         PasswordStep::Enrol => {
             let pending = signin::new_pending_token(state, &user.id).await?;
             let secret = TotpSecret::generate();
-            let sealed = seal_enrolment(state, &pending, &secret);
+            let sealed = seal_enrolment(state, &pending, &secret)?;
             enrol_page(
                 state,
                 csrf,
@@ -352,15 +352,22 @@ fn code_page(
     )
 }
 
-fn seal_enrolment(state: &AppState, pending: &str, secret: &TotpSecret) -> String {
+fn seal_enrolment(
+    state: &AppState,
+    pending: &str,
+    secret: &TotpSecret,
+) -> Result<String, WebError> {
     use base64::Engine;
     let aad = hex_hash(pending);
-    let s = state.keys.seal(ENROL_SEAL_PURPOSE, &aad, secret.as_bytes());
-    format!(
+    let s = state
+        .keys
+        .seal(ENROL_SEAL_PURPOSE, &aad, secret.as_bytes())
+        .map_err(WebError::internal)?;
+    Ok(format!(
         "{}.{}",
         s.key_id,
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.blob)
-    )
+    ))
 }
 
 fn open_enrolment(state: &AppState, pending: &str, sealed: &str) -> Option<TotpSecret> {

@@ -27,11 +27,11 @@ on_both_backends!(
     a_cancelled_hosted_password_check_still_records_its_outcome,
 );
 
-pub const CALLBACK: &str = "https://app.example.com/callback";
-pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub(crate) const CALLBACK: &str = "https://app.example.com/callback";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(crate) const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
-pub async fn auth(app: &TestApp, body: Value) -> (StatusCode, Value) {
+pub(crate) async fn auth(app: &TestApp, body: Value) -> (StatusCode, Value) {
     let r = app
         .http
         .post(app.url("/user_management/authenticate"))
@@ -50,7 +50,7 @@ fn confidential(app: &TestApp, mut body: Value) -> Value {
 }
 
 /// The claims of a JWT, unverified (the signature is checked by the sign-in tests).
-pub fn claims(token: &str) -> Value {
+pub(crate) fn claims(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(

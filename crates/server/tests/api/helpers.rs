@@ -9,15 +9,15 @@ use tessera_server::{Application, Config};
 use tessera_store::DatabaseUrl;
 
 /// 2026-11-29T12:00:00.000Z, a fixed start for every test clock.
-pub const T0: i64 = 1_795_953_600_000;
+pub(crate) const T0: i64 = 1_795_953_600_000;
 
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
 
 /// Where a test's database lives; dropped with the test (PostgreSQL databases are dropped).
-pub struct TestDb {
+pub(crate) struct TestDb {
     pub url: DatabaseUrl,
     _dir: Option<tempfile::TempDir>,
     pg_name: Option<(String, String)>,
@@ -36,12 +36,12 @@ impl Drop for TestDb {
 mod pg;
 
 /// The PostgreSQL admin URL when PostgreSQL tests are configured (required when `CI` is set).
-pub fn pg_admin_url() -> Option<String> {
+pub(crate) fn pg_admin_url() -> Option<String> {
     pg::admin_url()
 }
 
 impl TestDb {
-    pub async fn new(backend: Backend) -> Option<TestDb> {
+    pub(crate) async fn new(backend: Backend) -> Option<TestDb> {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
@@ -65,7 +65,7 @@ impl TestDb {
     }
 
     /// A PostgreSQL database without Tessera's tables (`None` without PostgreSQL).
-    pub async fn empty_postgres() -> Option<TestDb> {
+    pub(crate) async fn empty_postgres() -> Option<TestDb> {
         let admin = pg_admin_url()?;
         let (url, name) = pg::create_empty_database(&admin).await;
         Some(TestDb {
@@ -75,12 +75,12 @@ impl TestDb {
         })
     }
 
-    pub fn is_postgres(&self) -> bool {
+    pub(crate) fn is_postgres(&self) -> bool {
         self.pg_name.is_some()
     }
 }
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub key: String,
@@ -95,14 +95,14 @@ pub struct TestApp {
 }
 
 /// A fixed master key for PostgreSQL tests (which require one) and restart tests.
-pub fn test_master_key() -> String {
+pub(crate) fn test_master_key() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode([42u8; 32])
 }
 
 /// The fixed access-token signing key every test server starts with (PKCS#8 DER of an
 /// RSA-2048 key made once with `openssl genpkey`), so no test pays for a key generation.
-pub fn test_signing_key() -> Arc<zeroize::Zeroizing<Vec<u8>>> {
+pub(crate) fn test_signing_key() -> Arc<zeroize::Zeroizing<Vec<u8>>> {
     use base64::Engine;
     let b64: String = include_str!("fixtures/signing_key.pk8.b64")
         .split_whitespace()
@@ -114,7 +114,7 @@ pub fn test_signing_key() -> Arc<zeroize::Zeroizing<Vec<u8>>> {
     ))
 }
 
-pub fn config_for(db: &TestDb) -> Config {
+pub(crate) fn config_for(db: &TestDb) -> Config {
     let mut c = Config::new(db.url.clone());
     c.first_signing_key = Some(test_signing_key());
     c.listen = "127.0.0.1:0".parse().unwrap();
@@ -126,14 +126,14 @@ pub fn config_for(db: &TestDb) -> Config {
 }
 
 impl TestApp {
-    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+    pub(crate) async fn spawn(backend: Backend) -> Option<TestApp> {
         let db = Arc::new(TestDb::new(backend).await?);
         let cfg = config_for(&db);
         Some(Self::spawn_with(db, cfg, ManualClock::new(Timestamp(T0))).await)
     }
 
     /// Like [`TestApp::spawn`] with configuration changes.
-    pub async fn spawn_configured(
+    pub(crate) async fn spawn_configured(
         backend: Backend,
         change: impl FnOnce(&mut Config),
     ) -> Option<TestApp> {
@@ -144,7 +144,7 @@ impl TestApp {
     }
 
     /// The TOTP code for `secret` at the server's clock, `delta` steps away.
-    pub fn totp_code(&self, secret_b32: &str, delta: i64) -> String {
+    pub(crate) fn totp_code(&self, secret_b32: &str, delta: i64) -> String {
         use tessera_core::Clock;
         let s = tessera_core::totp::TotpSecret::from_base32(secret_b32).unwrap();
         let step = tessera_core::totp::step_at(self.clock.now().unix_seconds()) + delta;
@@ -152,7 +152,7 @@ impl TestApp {
     }
 
     /// Enrols a standalone TOTP factor; returns (factor id, secret).
-    pub async fn totp_factor(&self, user_id: Option<&str>) -> (String, String) {
+    pub(crate) async fn totp_factor(&self, user_id: Option<&str>) -> (String, String) {
         let mut body =
             json!({ "type": "totp", "totp_issuer": "Foo Corp", "totp_user": "alan@example.com" });
         if let Some(u) = user_id {
@@ -167,7 +167,7 @@ impl TestApp {
     }
 
     /// Challenges a factor; returns the challenge.
-    pub async fn challenge(&self, factor_id: &str) -> Value {
+    pub(crate) async fn challenge(&self, factor_id: &str) -> Value {
         let (s, c) = self
             .post(&format!("/auth/factors/{factor_id}/challenge"), json!({}))
             .await;
@@ -175,7 +175,7 @@ impl TestApp {
         c
     }
 
-    pub async fn verify(&self, challenge_id: &str, code: &str) -> (StatusCode, Value) {
+    pub(crate) async fn verify(&self, challenge_id: &str, code: &str) -> (StatusCode, Value) {
         self.post(
             &format!("/auth/challenges/{challenge_id}/verify"),
             json!({ "code": code }),
@@ -183,7 +183,7 @@ impl TestApp {
         .await
     }
 
-    pub async fn spawn_with(db: Arc<TestDb>, cfg: Config, clock: ManualClock) -> TestApp {
+    pub(crate) async fn spawn_with(db: Arc<TestDb>, cfg: Config, clock: ManualClock) -> TestApp {
         // Server logs appear in a failing test's output (warnings and errors only).
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -227,7 +227,7 @@ impl TestApp {
     }
 
     /// Stops the server gracefully and waits for it (pools closed).
-    pub async fn stop(mut self) -> Arc<TestDb> {
+    pub(crate) async fn stop(mut self) -> Arc<TestDb> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -238,12 +238,12 @@ impl TestApp {
         self.db.clone()
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
     /// A request with the API key and, when given, a JSON body.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -267,20 +267,20 @@ impl TestApp {
         (status, v)
     }
 
-    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, None).await
     }
-    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(body)).await
     }
-    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::PUT, path, Some(body)).await
     }
-    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+    pub(crate) async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.call(Method::DELETE, path, None).await
     }
 
-    pub async fn create_user(&self, email: &str) -> Value {
+    pub(crate) async fn create_user(&self, email: &str) -> Value {
         let (s, u) = self
             .post(
                 "/user_management/users",
@@ -291,7 +291,7 @@ impl TestApp {
         u
     }
 
-    pub async fn enroll_totp(&self, user_id: &str, body: Value) -> Value {
+    pub(crate) async fn enroll_totp(&self, user_id: &str, body: Value) -> Value {
         let (s, v) = self
             .post(
                 &format!("/user_management/users/{user_id}/auth_factors"),
@@ -328,7 +328,7 @@ macro_rules! on_both_backends {
 }
 
 /// Decodes a `data:image/png;base64,...` QR code to its text with an independent reader.
-pub fn decode_qr_data_uri(data_uri: &str) -> String {
+pub(crate) fn decode_qr_data_uri(data_uri: &str) -> String {
     use base64::Engine;
     let b64 = data_uri
         .strip_prefix("data:image/png;base64,")

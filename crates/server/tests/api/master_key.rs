@@ -306,7 +306,11 @@ async fn a_reseal_never_overwrites_a_value_written_since_it_was_read(app: TestAp
     let other = read.iter().find(|r| r.id == gone).unwrap().clone();
 
     // Meanwhile a server seals the first value anew and deletes the second factor.
-    let meanwhile = app.state.keys.seal(col.purpose, &fid, b"written meanwhile");
+    let meanwhile = app
+        .state
+        .keys
+        .seal(col.purpose, &fid, b"written meanwhile")
+        .unwrap();
     let n = store
         .reseal_rows(
             col,
@@ -327,11 +331,13 @@ async fn a_reseal_never_overwrites_a_value_written_since_it_was_read(app: TestAp
     let late = app
         .state
         .keys
-        .seal(col.purpose, &fid, b"from the stale read");
+        .seal(col.purpose, &fid, b"from the stale read")
+        .unwrap();
     let late_other = app
         .state
         .keys
-        .seal(col.purpose, &gone, b"from the stale read");
+        .seal(col.purpose, &gone, b"from the stale read")
+        .unwrap();
     let n = store
         .reseal_rows(
             col,

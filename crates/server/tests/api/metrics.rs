@@ -27,7 +27,7 @@ async fn spawn(backend: Backend, change: impl FnOnce(&mut Config)) -> Option<Tes
 
 /// One scrape: each sample by its name and sorted labels.
 #[derive(Debug, Clone, Default)]
-pub struct Scrape(BTreeMap<(String, Vec<(String, String)>), f64>);
+pub(crate) struct Scrape(BTreeMap<(String, Vec<(String, String)>), f64>);
 
 impl Scrape {
     async fn of(app: &TestApp) -> Scrape {
@@ -48,7 +48,7 @@ impl Scrape {
 
     /// The metrics a server records (always, whether or not a listener serves them), read
     /// without HTTP, for tests of servers started without `metrics_listen`.
-    pub fn of_state(state: &tessera_server::AppState) -> Scrape {
+    pub(crate) fn of_state(state: &tessera_server::AppState) -> Scrape {
         Scrape::parse(&state.metrics.render(state.store.pool_stats()).unwrap())
     }
 
@@ -105,7 +105,7 @@ impl Scrape {
     }
 
     /// A counter's value (0 when the series has not appeared yet).
-    pub fn count(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn count(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.get(name, labels).unwrap_or(0.0)
     }
 

@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 /// How long a server may take from spawn to listening (a start is ~10 ms; a loaded CI
 /// machine and a PostgreSQL migration lock get a generous margin).
-pub const READY_DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const READY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How to run a server: the same options serve every (re)start and the CLI.
 #[derive(Clone, Debug)]
-pub struct ServerOptions {
+pub(crate) struct ServerOptions {
     /// `--database-url`: a SQLite path or a `postgres://` URL.
     pub database_url: String,
     /// `TESSERA_MASTER_KEY` (required with PostgreSQL; SQLite uses its key file without it).
@@ -35,7 +35,7 @@ pub struct ServerOptions {
 }
 
 impl ServerOptions {
-    pub fn new(database_url: &str, master_key: Option<String>) -> Self {
+    pub(crate) fn new(database_url: &str, master_key: Option<String>) -> Self {
         ServerOptions {
             database_url: database_url.to_owned(),
             master_key,
@@ -44,7 +44,7 @@ impl ServerOptions {
         }
     }
 
-    pub fn arg(mut self, flag: &str, value: &str) -> Self {
+    pub(crate) fn arg(mut self, flag: &str, value: &str) -> Self {
         self.args.push(flag.to_owned());
         self.args.push(value.to_owned());
         self
@@ -67,7 +67,7 @@ impl ServerOptions {
 
     /// Runs a management command (`["settings", "mfa-required", "on"]`) on this database;
     /// panics with its output when it fails.
-    pub fn cli(&self, args: &[&str]) -> Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> Output {
         let out = self.command().args(args).output().unwrap();
         assert!(
             out.status.success(),
@@ -80,7 +80,7 @@ impl ServerOptions {
 }
 
 /// One running (or killed) `tessera serve`.
-pub struct ServerProcess {
+pub(crate) struct ServerProcess {
     pub opts: ServerOptions,
     child: Option<Child>,
     /// `http://127.0.0.1:PORT` of the current run.
@@ -95,7 +95,7 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `tessera serve` and waits until it listens.
-    pub fn start(opts: ServerOptions) -> ServerProcess {
+    pub(crate) fn start(opts: ServerOptions) -> ServerProcess {
         let mut p = ServerProcess {
             opts,
             child: None,
@@ -178,7 +178,7 @@ impl ServerProcess {
     }
 
     /// Panics with `msg` and the server's log.
-    pub fn fail(&self, msg: &str) -> ! {
+    pub(crate) fn fail(&self, msg: &str) -> ! {
         panic!(
             "{msg}\n---- log of tessera {} ----\n{}",
             self.opts.database_url,
@@ -187,17 +187,17 @@ impl ServerProcess {
     }
 
     /// Everything the server wrote so far, every run.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
     /// What the current (or last) run wrote.
-    pub fn run_log(&self) -> String {
+    pub(crate) fn run_log(&self) -> String {
         self.log.lock().unwrap()[self.run_start..].to_owned()
     }
 
     /// SIGKILL: the process ends at once, mid-request, without flushing or closing anything.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             // `Child::kill` is SIGKILL on Unix.
             c.kill().unwrap();
@@ -206,7 +206,7 @@ impl ServerProcess {
     }
 
     /// SIGTERM, then waits (bounded) for the graceful exit; its status.
-    pub fn stop(&mut self) -> ExitStatus {
+    pub(crate) fn stop(&mut self) -> ExitStatus {
         let mut c = self.child.take().expect("running");
         let sent = Command::new("kill")
             .args(["-TERM", &c.id().to_string()])
@@ -229,7 +229,7 @@ impl ServerProcess {
 
     /// Starts the same command again on the same database (after [`Self::kill`] or
     /// [`Self::stop`]); the new run listens on a new port.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill();
         self.spawn();
     }
@@ -244,7 +244,7 @@ impl Drop for ServerProcess {
 /// Retries `check` until it returns true, for at most `limit`; returns how long it took, or
 /// panics naming `what`. For changes made by another process, whose documented delays run on
 /// the wall clock.
-pub async fn poll_until<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+pub(crate) async fn poll_until<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -261,14 +261,14 @@ where
 
 /// A small HTTP client for one server process and API key.
 #[derive(Clone)]
-pub struct Api {
+pub(crate) struct Api {
     pub base: String,
     pub key: String,
     pub http: reqwest::Client,
 }
 
 impl Api {
-    pub fn new(server: &ServerProcess, key: &str) -> Api {
+    pub(crate) fn new(server: &ServerProcess, key: &str) -> Api {
         Api {
             base: server.base.clone(),
             key: key.to_owned(),
@@ -278,7 +278,7 @@ impl Api {
 
     /// A request with the API key and, when given, a JSON body; `Err` when no answer came
     /// (the server was killed, say). A body that is not JSON becomes a JSON string.
-    pub async fn try_call(
+    pub(crate) async fn try_call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -298,13 +298,13 @@ impl Api {
         Ok((status, v))
     }
 
-    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    pub(crate) async fn get(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
         self.try_call(reqwest::Method::GET, path, None)
             .await
             .unwrap_or_else(|e| panic!("GET {}{path}: {e}", self.base))
     }
 
-    pub async fn post(
+    pub(crate) async fn post(
         &self,
         path: &str,
         body: serde_json::Value,
@@ -317,7 +317,7 @@ impl Api {
 
 /// The TOTP code for `secret_b32` at the wall clock (real servers read the wall clock), and
 /// its step.
-pub fn totp_now(secret_b32: &str) -> (String, i64) {
+pub(crate) fn totp_now(secret_b32: &str) -> (String, i64) {
     use tessera_core::Clock;
     let s = tessera_core::totp::TotpSecret::from_base32(secret_b32).unwrap();
     let step = tessera_core::totp::step_at(tessera_core::clock::SystemClock.now().unix_seconds());

@@ -424,16 +424,13 @@ pub(crate) struct Reader<'a> {
     pool: &'a Sqlite,
 }
 
-impl Deref for Reader<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        self.conn.as_ref().expect("present until drop")
-    }
-}
-
-impl DerefMut for Reader<'_> {
-    fn deref_mut(&mut self) -> &mut Connection {
-        self.conn.as_mut().expect("present until drop")
+impl Reader<'_> {
+    /// The connection. It is there until `drop` hands it back to the pool (the `Option` lets
+    /// `drop` move it out), so the `Err` is never seen; it replaces an `expect`.
+    pub(crate) fn conn(&mut self) -> Result<&mut Connection, Error> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| Error::Internal("a SQLite reader used after its return".into()))
     }
 }
 

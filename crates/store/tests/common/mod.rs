@@ -3,12 +3,12 @@
 
 #![allow(dead_code)]
 
-pub mod pg;
+pub(crate) mod pg;
 
 use tessera_store::{DatabaseUrl, Store, StoreOptions};
 
 /// A store on a fresh database; the database goes when this is dropped.
-pub struct TestStore {
+pub(crate) struct TestStore {
     pub name: &'static str,
     pub store: Store,
     _dir: Option<tempfile::TempDir>,
@@ -24,7 +24,7 @@ impl Drop for TestStore {
 }
 
 impl TestStore {
-    pub async fn sqlite() -> TestStore {
+    pub(crate) async fn sqlite() -> TestStore {
         let dir = tempfile::tempdir().unwrap();
         let url = DatabaseUrl::parse(dir.path().join("t.db").to_str().unwrap()).unwrap();
         TestStore {
@@ -37,7 +37,7 @@ impl TestStore {
         }
     }
 
-    pub async fn postgres(admin: &str) -> TestStore {
+    pub(crate) async fn postgres(admin: &str) -> TestStore {
         let (url, name) = pg::create_database(admin).await;
         TestStore {
             name: "postgres",
@@ -50,13 +50,13 @@ impl TestStore {
     }
 
     /// Closes the pools, so a PostgreSQL database can be dropped without a fight.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         self.store.close().await;
     }
 }
 
 /// One fresh store per configured backend, SQLite first.
-pub async fn backends() -> Vec<TestStore> {
+pub(crate) async fn backends() -> Vec<TestStore> {
     let mut v = vec![TestStore::sqlite().await];
     if let Some(admin) = pg::admin_url() {
         v.push(TestStore::postgres(&admin).await);

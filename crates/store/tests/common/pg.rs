@@ -20,7 +20,7 @@ use tessera_store::{DatabaseUrl, Store, StoreOptions};
 
 /// The admin URL of the test server, or `None` when PostgreSQL tests are not configured.
 /// Panics when `CI` is set (to anything but `false`/`0`) and the URL is not.
-pub fn admin_url() -> Option<String> {
+pub(crate) fn admin_url() -> Option<String> {
     let url = std::env::var("TESSERA_TEST_DATABASE_URL")
         .ok()
         .filter(|s| !s.is_empty());
@@ -128,7 +128,7 @@ async fn exists(c: &mut sqlx::PgConnection, name: &str) -> bool {
 }
 
 /// A new, migrated, uniquely named database; returns (its URL, its name).
-pub async fn create_database(admin_url: &str) -> (DatabaseUrl, String) {
+pub(crate) async fn create_database(admin_url: &str) -> (DatabaseUrl, String) {
     let mut c = admin(admin_url).await;
     let template = ensure_template(&mut c, admin_url).await;
     let name = format!(
@@ -146,7 +146,7 @@ pub async fn create_database(admin_url: &str) -> (DatabaseUrl, String) {
 
 /// A new, uniquely named database with no tables at all (not from the migrated template),
 /// for tests of what Tessera does with a database it never set up; returns (URL, name).
-pub async fn create_empty_database(admin_url: &str) -> (DatabaseUrl, String) {
+pub(crate) async fn create_empty_database(admin_url: &str) -> (DatabaseUrl, String) {
     let mut c = admin(admin_url).await;
     let name = format!(
         "tessera_t_{}",
@@ -159,7 +159,7 @@ pub async fn create_empty_database(admin_url: &str) -> (DatabaseUrl, String) {
 
 /// Drops a database made by [`create_database`], from a thread of its own (the test's
 /// runtime may be shutting down when this runs from a `Drop`).
-pub fn drop_database(admin_url: String, name: String) {
+pub(crate) fn drop_database(admin_url: String, name: String) {
     let _ = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
