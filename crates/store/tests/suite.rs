@@ -896,6 +896,16 @@ async fn an_unreachable_test_database_fails_instead_of_skipping() {
     common::pg::create_database("postgres://postgres@127.0.0.1:1/test").await;
 }
 
+/// An event named `name` with an empty payload, created at `T`.
+fn event_at_t(id: &str, name: &str) -> EventRow {
+    EventRow {
+        id: id.into(),
+        event: name.into(),
+        data: "{}".into(),
+        created_at: ts(T),
+    }
+}
+
 /// A challenge and its `created` event are one write: when the event cannot be stored (here
 /// a duplicate id), the challenge is not stored either, so a crash or failure between them
 /// cannot leave a challenge missing from the audit trail.
@@ -903,12 +913,7 @@ async fn an_unreachable_test_database_fails_instead_of_skipping() {
 async fn a_challenge_whose_event_fails_is_not_stored() {
     for b in backends().await {
         seed(&b.store, "chev").await;
-        let event = |id: &str| EventRow {
-            id: id.into(),
-            event: "authentication_challenge.created".into(),
-            data: "{}".into(),
-            created_at: ts(T),
-        };
+        let event = |id: &str| event_at_t(id, "authentication_challenge.created");
         let challenge = |id: &str| ChallengeRow {
             id: id.into(),
             factor_id: factor_of("chev", 'a'),
@@ -961,12 +966,7 @@ async fn a_challenge_whose_event_fails_is_not_stored() {
 async fn a_factor_whose_deletion_event_fails_is_not_deleted() {
     for b in backends().await {
         seed(&b.store, "fdel").await;
-        let event = |id: &str| EventRow {
-            id: id.into(),
-            event: "authentication_factor.deleted".into(),
-            data: "{}".into(),
-            created_at: ts(T),
-        };
+        let event = |id: &str| event_at_t(id, "authentication_factor.deleted");
         let factor = factor_of("fdel", 'a');
         b.store
             .insert_event(&event("event_fdel_taken"))

@@ -60,17 +60,7 @@ async fn put_all(app: &TestApp, calls: Vec<(String, Value)>) -> Vec<(StatusCode,
 }
 
 async fn auth(app: &TestApp, body: Value) -> (StatusCode, Value) {
-    let mut b = body;
-    b["client_id"] = json!(app.client_id);
-    b["client_secret"] = json!(app.key);
-    let r = app
-        .http
-        .post(app.url("/user_management/authenticate"))
-        .json(&b)
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.json().await.unwrap())
+    app.authenticate(body).await
 }
 
 async fn events_named(app: &TestApp, name: &str) -> Vec<Value> {

@@ -126,6 +126,22 @@ pub(crate) fn config_for(db: &TestDb) -> Config {
 }
 
 impl TestApp {
+    /// `POST /user_management/authenticate` with this app's client id and API key added to
+    /// `body`.
+    pub(crate) async fn authenticate(&self, body: Value) -> (StatusCode, Value) {
+        let mut b = body;
+        b["client_id"] = json!(self.client_id);
+        b["client_secret"] = json!(self.key);
+        let r = self
+            .http
+            .post(self.url("/user_management/authenticate"))
+            .json(&b)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap())
+    }
+
     pub(crate) async fn spawn(backend: Backend) -> Option<TestApp> {
         let db = Arc::new(TestDb::new(backend).await?);
         let cfg = config_for(&db);

@@ -420,17 +420,7 @@ async fn verifications_of_a_locked_factor_are_counted_as_locked() {
 }
 
 async fn authenticate(app: &TestApp, body: Value) -> (StatusCode, Value) {
-    let mut b = body;
-    b["client_id"] = json!(app.client_id);
-    b["client_secret"] = json!(app.key);
-    let r = app
-        .http
-        .post(app.url("/user_management/authenticate"))
-        .json(&b)
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.json().await.unwrap())
+    app.authenticate(body).await
 }
 
 async fn sign_ins_are_counted_by_grant_and_outcome(app: TestApp) {

@@ -57,17 +57,7 @@ async fn successful_sign_ins_do_not_use_up_the_limit(app: TestApp) {
 }
 
 async fn auth(app: &TestApp, body: Value) -> (StatusCode, Value) {
-    let mut b = body;
-    b["client_id"] = json!(app.client_id);
-    b["client_secret"] = json!(app.key);
-    let r = app
-        .http
-        .post(app.url("/user_management/authenticate"))
-        .json(&b)
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.json().await.unwrap())
+    app.authenticate(body).await
 }
 
 async fn password(app: &TestApp, email: &str, pw: &str) -> (StatusCode, Value) {
